@@ -1,0 +1,81 @@
+package testenv
+
+import (
+	"fmt"
+	"net/http"
+	"strconv"
+	"testing"
+	"time"
+)
+
+// Consul is a `consul agent -dev` child process with every port given
+// explicitly, so several agents (and tests) can run side by side.
+type Consul struct {
+	// Addr is the HTTP API address, host:port.
+	Addr string
+	t    testing.TB
+	bin  string
+	args []string
+	proc *process
+}
+
+// StartConsul starts a Consul dev agent on free loopback ports and waits
+// until it has a leader. It is stopped at the end of the test.
+func StartConsul(t testing.TB) *Consul {
+	t.Helper()
+	c := &Consul{t: t, bin: lookBinary(t, "consul")}
+	httpPort := FreePort(t)
+	c.Addr = hostPort(httpPort)
+	c.args = []string{
+		"agent", "-dev", "-bind", "127.0.0.1", "-client", "127.0.0.1",
+		"-node", fmt.Sprintf("test-%d", httpPort),
+		"-data-dir", t.TempDir(),
+		"-http-port", strconv.Itoa(httpPort),
+		"-server-port", strconv.Itoa(FreePort(t)),
+		"-serf-lan-port", strconv.Itoa(FreePort(t)),
+		"-serf-wan-port", strconv.Itoa(FreePort(t)),
+		"-dns-port", "-1", "-grpc-port", "-1", "-grpc-tls-port", "-1",
+		"-log-level", "warn",
+	}
+	c.Start()
+	t.Cleanup(c.Stop)
+	return c
+}
+
+// Start (re)starts the agent on the same ports and waits for a leader.
+// A dev agent keeps nothing across restarts: services must re-register.
+func (c *Consul) Start() {
+	c.t.Helper()
+	c.proc = startProcess(c.t, "consul", c.bin, []string{"CHECKPOINT_DISABLE=1"}, c.args...)
+	client := &http.Client{Timeout: time.Second}
+	err := waitFor(30*time.Second, func() error {
+		resp, err := client.Get("http://" + c.Addr + "/v1/status/leader")
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		buf := make([]byte, 64)
+		n, _ := resp.Body.Read(buf)
+		if resp.StatusCode != 200 || n <= 2 { // `""` means no leader yet
+			return fmt.Errorf("no leader yet (status %d)", resp.StatusCode)
+		}
+		return nil
+	})
+	if err != nil {
+		failf(c.t, c.proc, "consul agent on %s did not start: %v", c.Addr, err)
+	}
+}
+
+// Stop terminates the agent gracefully.
+func (c *Consul) Stop() {
+	if c.proc != nil {
+		c.proc.stop(10 * time.Second)
+	}
+}
+
+// Kill sends SIGKILL to the agent, as a crash would.
+func (c *Consul) Kill() {
+	if c.proc != nil {
+		c.proc.kill()
+	}
+}
