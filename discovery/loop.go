@@ -1,0 +1,165 @@
+package discovery
+
+import (
+	"context"
+	"log/slog"
+	"math/rand/v2"
+	"time"
+
+	"github.com/hashicorp/consul/api"
+)
+
+// loop runs one service's blocking queries until ctx is done.
+func (w *Watcher) loop(ctx context.Context, wt *watch) {
+	var (
+		index    uint64
+		failures int
+		last     time.Time // start of the previous query, for MinInterval
+	)
+	for {
+		if !last.IsZero() {
+			if !sleep(ctx, w.cfg.MinInterval-time.Since(last)) {
+				return
+			}
+		}
+		last = time.Now()
+		entries, meta, err := w.query(ctx, wt.name, index)
+		if ctx.Err() != nil {
+			return
+		}
+		if err != nil {
+			failures++
+			w.failed(wt, err, failures)
+			if !sleep(ctx, backoff(failures, w.cfg.BackoffMin, w.cfg.BackoffMax)) {
+				return
+			}
+			continue
+		}
+		if failures > 0 {
+			w.cfg.Logger.Info("consul watch recovered", "service", wt.name, "failures", failures)
+			failures = 0
+		}
+		index = nextIndex(index, meta.LastIndex)
+		w.answer(wt, entries, index)
+	}
+}
+
+// query runs one blocking query. The deadline covers Consul's wait, its
+// jitter (up to wait/16) and slack, so a dead connection cannot hang the
+// watch forever.
+func (w *Watcher) query(ctx context.Context, service string, index uint64) ([]*api.ServiceEntry, *api.QueryMeta, error) {
+	ctx, cancel := context.WithTimeout(ctx, w.cfg.WaitTime+w.cfg.WaitTime/16+requestSlack)
+	defer cancel()
+	q := (&api.QueryOptions{WaitIndex: index, WaitTime: w.cfg.WaitTime, AllowStale: true}).WithContext(ctx)
+	return w.client.Service(service, "", true, q)
+}
+
+// nextIndex applies Consul's rules for blocking query indexes
+// ("Implementation Details" of the blocking queries docs): an index that
+// went backwards (a server restored from a snapshot, a stale follower)
+// starts over, and an index below 1 is raised to 1, because index 0 makes
+// the query non-blocking and the watch a busy loop.
+func nextIndex(prev, got uint64) uint64 {
+	if got < prev {
+		got = 0
+	}
+	return max(got, 1)
+}
+
+// backoff is the wait after the n-th consecutive failure: min * 2^(n-1)
+// capped at max, then jittered to between half and all of it so that
+// gateways do not retry in lockstep.
+func backoff(n int, lo, hi time.Duration) time.Duration {
+	d := lo
+	for i := 1; i < n && d < hi; i++ {
+		d *= 2
+	}
+	d = min(d, hi)
+	half := d / 2
+	return half + rand.N(d-half+1)
+}
+
+// sleep waits d or until ctx is done; false means ctx is done.
+func sleep(ctx context.Context, d time.Duration) bool {
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// failed records a failed query. The snapshot is left alone: Consul being
+// away is no evidence that instances went away.
+func (w *Watcher) failed(wt *watch, err error, failures int) {
+	now := w.cfg.Now()
+	w.mu.Lock()
+	if wt.failures == 0 {
+		wt.failingSince = now
+	}
+	wt.failures = failures
+	wt.lastError = err.Error()
+	w.lastError, w.lastErrorAt = wt.lastError, now
+	w.mu.Unlock()
+	level := slog.LevelDebug
+	if failures == 1 {
+		level = slog.LevelWarn
+	}
+	w.cfg.Logger.Log(context.Background(), level, "consul query failed",
+		"service", wt.name, "failures", failures, "error", err)
+}
+
+// answer records a successful query and publishes the snapshot if it
+// changed (or is the first).
+func (w *Watcher) answer(wt *watch, entries []*api.ServiceEntry, index uint64) {
+	insts, bad := fromEntries(wt.name, entries)
+	now := w.cfg.Now()
+
+	w.mu.Lock()
+	changed := !wt.answered || !equalSnapshots(wt.instances, insts)
+	if changed {
+		wt.instances = insts
+	}
+	wt.answered = true
+	wt.index = index
+	wt.lastSuccess, w.lastSuccess = now, now
+	wt.failures, wt.failingSince, wt.lastError = 0, time.Time{}, ""
+	newBad := wt.noteBadWeights(bad)
+	current := w.watches[wt.name] == wt
+	w.mu.Unlock()
+
+	w.answered.Store(true)
+	for _, b := range newBad {
+		w.invalidWeights.Add(1)
+		w.cfg.Logger.Warn("invalid instance weight, using 1", "service", wt.name,
+			"instance", b.key.id, "node", b.key.node, "weight", b.raw)
+	}
+	if changed && current {
+		w.cfg.Logger.Debug("instances changed", "service", wt.name, "instances", len(insts))
+		w.onUpdate(wt.name, insts)
+	}
+}
+
+// noteBadWeights remembers the instances with unusable weights and
+// returns those not reported before (with this value). Instances that
+// left are forgotten, so the memory is bounded by the snapshot.
+func (wt *watch) noteBadWeights(bad []badWeight) []badWeight {
+	if len(bad) == 0 && len(wt.badWeights) == 0 {
+		return nil
+	}
+	next := make(map[instanceKey]string, len(bad))
+	var fresh []badWeight
+	for _, b := range bad {
+		if old, ok := wt.badWeights[b.key]; !ok || old != b.raw {
+			fresh = append(fresh, b)
+		}
+		next[b.key] = b.raw
+	}
+	wt.badWeights = next
+	return fresh
+}
