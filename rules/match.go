@@ -1,0 +1,171 @@
+package rules
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Match appends to dst the routes message m takes, in evaluation order
+// (highest priority first, then file order), and returns the extended slice.
+// It stops at the first matching route unless that route has continue: true.
+// When nothing matched and the default action is ActionRoute, it appends the
+// synthetic "default" route. A route whose match expression fails at run time
+// does not match; the failure is counted in its EvalErrors.
+//
+// The payload is decoded at most once, and only when a candidate route (or the
+// index) reads the body or a matched route has a schema. Match is safe for
+// concurrent use and counts into Route.Matches.
+func (s *Set) Match(m *Message, dst []Match) []Match {
+	return s.match(m, dst, true)
+}
+
+func (s *Set) match(m *Message, dst []Match, count bool) []Match {
+	st := s.getState()
+	defer s.putState(st)
+	st.reset(m, s.uses)
+	s.idx.start(st)
+
+	matched := false
+	for {
+		i, ok := st.next()
+		if !ok {
+			break
+		}
+		r := s.routes[i]
+		if !r.acceptsStream(m.Stream) || !st.eval(r, count) {
+			continue
+		}
+		matched = true
+		if count {
+			r.matches.Add(1)
+		}
+		dst = append(dst, st.resolve(r))
+		if !r.Continue {
+			break
+		}
+	}
+	if !matched && s.defRoute != nil {
+		if count {
+			s.defRoute.matches.Add(1)
+		}
+		dst = append(dst, Match{Route: s.defRoute, Path: s.defRoute.Path})
+	}
+	return dst
+}
+
+// eval runs r's match expression. Run-time errors are a no-match.
+func (st *evalState) eval(r *Route, count bool) bool {
+	if r.match == nil {
+		return true
+	}
+	if r.readsBody {
+		st.decodeBody()
+	}
+	out, err := st.run(r.match.prog)
+	if err != nil {
+		if count {
+			r.evalErrors.Add(1)
+		}
+		return false
+	}
+	b, _ := out.(bool)
+	return b
+}
+
+// resolve checks the schema and computes the path of a matched route.
+func (st *evalState) resolve(r *Route) Match {
+	mt := Match{Route: r, Path: r.Path}
+	if r.schema != nil {
+		body, state := st.decodeBody()
+		if state != bodyJSON {
+			mt.Err = fmt.Errorf("%w: payload is not JSON", ErrSchema)
+			return mt
+		}
+		if err := r.schema.Validate(body); err != nil {
+			mt.Err = fmt.Errorf("%w: %s", ErrSchema, schemaErrorText(err))
+			return mt
+		}
+	}
+	if r.pathExpr != nil {
+		if r.pathExpr.uses&usesBody != 0 {
+			st.decodeBody()
+		}
+		out, err := st.run(r.pathExpr.prog)
+		if err != nil {
+			mt.Err = fmt.Errorf("%w: %s", ErrPath, oneLine(err.Error()))
+			return mt
+		}
+		p, ok := out.(string)
+		switch {
+		case !ok:
+			mt.Err = fmt.Errorf("%w: result is %T, not a string", ErrPath, out)
+		case !validPath(p):
+			mt.Err = fmt.Errorf("%w: result %q does not start with \"/\" or contains spaces or control characters", ErrPath, p)
+		default:
+			mt.Path = p
+		}
+	}
+	return mt
+}
+
+// validPath reports whether p can be sent as a request path.
+func validPath(p string) bool {
+	if !strings.HasPrefix(p, "/") {
+		return false
+	}
+	for i := 0; i < len(p); i++ {
+		if c := p[i]; c <= ' ' || c == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// oneLine keeps the first line of a multi-line library error (expr adds a
+// source snippet, jsonschema a tree of causes), which is what fits in a
+// dead-letter field.
+func oneLine(s string) string {
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return s[:i]
+	}
+	return s
+}
+
+// Explanation is one route a message would take, in a JSON-friendly form for
+// `gateway explain` and POST /explain.
+type Explanation struct {
+	Route    string   `json:"route"`
+	Service  string   `json:"service"`
+	Method   string   `json:"method"`
+	Path     string   `json:"path"`
+	Tags     []string `json:"tags"`
+	Priority int      `json:"priority"`
+	Continue bool     `json:"continue"`
+	Error    string   `json:"error,omitempty"` // why the message cannot go on this route
+}
+
+// Explain reports the routes m would take, like Match, without counting into
+// the routes' counters. The result is never nil, so it encodes as a JSON array.
+func (s *Set) Explain(m *Message) []Explanation {
+	matches := s.match(m, nil, false)
+	out := make([]Explanation, 0, len(matches))
+	for _, mt := range matches {
+		e := Explanation{
+			Route:    mt.Route.Name,
+			Service:  mt.Route.Service,
+			Method:   mt.Route.Method,
+			Path:     mt.Path,
+			Tags:     mt.Route.Tags,
+			Priority: mt.Route.Priority,
+			Continue: mt.Route.Continue,
+		}
+		if e.Tags == nil {
+			e.Tags = []string{}
+		}
+		if mt.Err != nil {
+			e.Error = mt.Err.Error()
+		}
+		out = append(out, e)
+	}
+	return out
+}

@@ -1,0 +1,72 @@
+package rules
+
+// Reserved stream entry fields. Every other field is an attribute.
+const (
+	FieldPayload       = "payload"
+	FieldContentType   = "content_type"
+	FieldCorrelationID = "correlation_id"
+	FieldReplyTo       = "reply_to"
+)
+
+// DefaultContentType is the content type of a message that does not name one.
+const DefaultContentType = "application/json"
+
+// Message is one stream entry as the rules see it. A Message is not modified
+// by Match or Explain, so one value may be matched concurrently.
+type Message struct {
+	Stream, ID    string
+	Payload       string            // field "payload"
+	ContentType   string            // field "content_type", default DefaultContentType
+	CorrelationID string            // field "correlation_id", default ID
+	ReplyTo       string            // field "reply_to"
+	Headers       map[string]string // every other field (attributes); nil when there are none
+	Deliveries    int64             // 1 on first delivery
+}
+
+// NewMessage builds a Message from a stream entry's fields, splitting reserved
+// fields from attributes and filling defaults. fields is not retained.
+func NewMessage(stream, id string, fields map[string]string, deliveries int64) *Message {
+	m := &Message{
+		Stream:        stream,
+		ID:            id,
+		ContentType:   DefaultContentType,
+		CorrelationID: id,
+		Deliveries:    deliveries,
+	}
+	attrs := 0
+	for k := range fields {
+		if !isReserved(k) {
+			attrs++
+		}
+	}
+	if attrs > 0 {
+		m.Headers = make(map[string]string, attrs)
+	}
+	for k, v := range fields {
+		switch k {
+		case FieldPayload:
+			m.Payload = v
+		case FieldContentType:
+			if v != "" {
+				m.ContentType = v
+			}
+		case FieldCorrelationID:
+			if v != "" {
+				m.CorrelationID = v
+			}
+		case FieldReplyTo:
+			m.ReplyTo = v
+		default:
+			m.Headers[k] = v
+		}
+	}
+	return m
+}
+
+func isReserved(field string) bool {
+	switch field {
+	case FieldPayload, FieldContentType, FieldCorrelationID, FieldReplyTo:
+		return true
+	}
+	return false
+}

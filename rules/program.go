@@ -1,0 +1,213 @@
+package rules
+
+import (
+	"errors"
+	"fmt"
+	"reflect"
+	"slices"
+	"strings"
+
+	"github.com/expr-lang/expr"
+	"github.com/expr-lang/expr/ast"
+	"github.com/expr-lang/expr/file"
+	"github.com/expr-lang/expr/parser"
+	"github.com/expr-lang/expr/vm"
+)
+
+// maxExprLen bounds an expression's source. Rules are hand-written; anything
+// longer is a mistake or an attack on the compiler.
+const maxExprLen = 4 << 10
+
+// program is a compiled expression with what the index and the lazy body
+// decoding need to know about it.
+type program struct {
+	prog  *vm.Program
+	uses  varSet
+	conds []cond // top-level equality conjuncts usable as index keys
+	// canon is the expression re-printed from its syntax tree, so that
+	// spacing and parentheses do not hide two identical conditions.
+	canon  string
+	always bool // the expression is the literal true
+}
+
+// exprError is a compile error with its position inside the expression, so
+// the caller can turn it into a rules file line.
+type exprError struct {
+	line int // 1-based line within the expression; 0 when unknown
+	msg  string
+}
+
+func (e *exprError) Error() string { return e.msg }
+
+// compileExpr compiles src against the typed environment. kind is the result
+// kind the expression must have (reflect.Bool for match, reflect.String for
+// path_expr); results of unknown static type are checked again at run time.
+func compileExpr(src string, kind reflect.Kind) (*program, error) {
+	if strings.TrimSpace(src) == "" {
+		return nil, &exprError{msg: "empty expression"}
+	}
+	if len(src) > maxExprLen {
+		return nil, &exprError{msg: fmt.Sprintf("expression is %d bytes, longer than the limit of %d", len(src), maxExprLen)}
+	}
+	opts := []expr.Option{expr.Env(exprEnv)}
+	if kind == reflect.Bool {
+		opts = append(opts, expr.AsBool())
+	} else {
+		opts = append(opts, expr.AsKind(kind))
+	}
+	prog, err := expr.Compile(src, opts...)
+	if err != nil {
+		return nil, toExprError(err)
+	}
+	// The checked tree may be rewritten by the optimizer; the index analysis
+	// wants the expression as written, so parse it again (it already parsed once).
+	tree, err := parser.Parse(src)
+	if err != nil {
+		return nil, toExprError(err)
+	}
+	p := &program{prog: prog, uses: usedVars(tree.Node), canon: tree.Node.String()}
+	if b, ok := tree.Node.(*ast.BoolNode); ok && b.Value {
+		p.always = true
+	}
+	p.conds = equalityConds(tree.Node, nil)
+	return p, nil
+}
+
+func toExprError(err error) *exprError {
+	var fe *file.Error
+	if errors.As(err, &fe) {
+		if fe.Line > 0 {
+			return &exprError{line: fe.Line, msg: fmt.Sprintf("%s (column %d)", fe.Message, fe.Column+1)}
+		}
+		return &exprError{msg: fe.Message}
+	}
+	return &exprError{msg: err.Error()}
+}
+
+// usedVars reports which environment variables the expression reads. Reading
+// the whole environment ($env) counts as reading everything.
+func usedVars(n ast.Node) varSet {
+	v := &varVisitor{}
+	ast.Walk(&n, v)
+	return v.uses
+}
+
+type varVisitor struct{ uses varSet }
+
+func (v *varVisitor) Visit(node *ast.Node) {
+	id, ok := (*node).(*ast.IdentifierNode)
+	if !ok {
+		return
+	}
+	if id.Value == "$env" {
+		v.uses = ^varSet(0)
+		return
+	}
+	v.uses |= varBit(id.Value)
+}
+
+// dimKind is what an index dimension selects on.
+type dimKind uint8
+
+const (
+	dimStream dimKind = iota // the entry's stream
+	dimHeader                // one attribute, headers.<name>
+	dimBody                  // one string field of the decoded body, body.<path>
+)
+
+// dimKey names an index dimension: the kind and, for headers and body, the
+// attribute name or the body path joined with ".".
+type dimKey struct {
+	kind dimKind
+	name string
+}
+
+// cond says: the route can only match when the message's value on dimension
+// key is one of values. path is the split body path for dimBody.
+type cond struct {
+	key    dimKey
+	path   []string
+	values []string
+}
+
+// equalityConds collects the index-usable conjuncts of a top-level && chain:
+// `sel == "const"`, `"const" == sel` and `sel in ["a", "b"]`, where sel is
+// stream, headers.NAME or body.a.b. Anything else contributes nothing, which is
+// always safe: a route without conds is evaluated for every message.
+func equalityConds(n ast.Node, out []cond) []cond {
+	b, ok := n.(*ast.BinaryNode)
+	if !ok {
+		return out
+	}
+	switch b.Operator {
+	case "&&", "and":
+		out = equalityConds(b.Left, out)
+		return equalityConds(b.Right, out)
+	case "==":
+		if c, ok := selectorCond(b.Left); ok {
+			if s, ok := b.Right.(*ast.StringNode); ok {
+				c.values = []string{s.Value}
+				return append(out, c)
+			}
+		}
+		if c, ok := selectorCond(b.Right); ok {
+			if s, ok := b.Left.(*ast.StringNode); ok {
+				c.values = []string{s.Value}
+				return append(out, c)
+			}
+		}
+	case "in":
+		c, ok := selectorCond(b.Left)
+		arr, isArr := b.Right.(*ast.ArrayNode)
+		if !ok || !isArr || len(arr.Nodes) == 0 {
+			return out
+		}
+		for _, e := range arr.Nodes {
+			s, ok := e.(*ast.StringNode)
+			if !ok {
+				return out
+			}
+			c.values = append(c.values, s.Value)
+		}
+		return append(out, c)
+	}
+	return out
+}
+
+// selectorCond recognises stream, headers.NAME (or headers["NAME"]) and
+// body.a.b (optionally with ?.) as index dimensions.
+func selectorCond(n ast.Node) (cond, bool) {
+	if ch, ok := n.(*ast.ChainNode); ok {
+		n = ch.Node
+	}
+	switch n := n.(type) {
+	case *ast.IdentifierNode:
+		if n.Value == varStream {
+			return cond{key: dimKey{kind: dimStream}}, true
+		}
+	case *ast.MemberNode:
+		var path []string
+		for {
+			prop, ok := n.Property.(*ast.StringNode)
+			if !ok || n.Method {
+				return cond{}, false
+			}
+			path = append(path, prop.Value)
+			switch inner := n.Node.(type) {
+			case *ast.MemberNode:
+				n = inner
+				continue
+			case *ast.IdentifierNode:
+				slices.Reverse(path)
+				switch {
+				case inner.Value == varHeaders && len(path) == 1:
+					return cond{key: dimKey{kind: dimHeader, name: path[0]}}, true
+				case inner.Value == varBody:
+					return cond{key: dimKey{kind: dimBody, name: strings.Join(path, "\x00")}, path: path}, true
+				}
+			}
+			return cond{}, false
+		}
+	}
+	return cond{}, false
+}

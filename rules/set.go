@@ -1,0 +1,155 @@
+package rules
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/expr-lang/expr/vm"
+	"github.com/santhosh-tekuri/jsonschema/v6"
+)
+
+// Source is one rules file's name and contents, as given to Compile. Name is
+// used in problems and to resolve schema paths (relative to its directory).
+type Source struct {
+	Name string
+	Data []byte
+}
+
+// Action is what happens to a message no route matched.
+type Action string
+
+// Default actions.
+const (
+	ActionDLQ   Action = "dlq"   // dead-letter with reason no_route (the default)
+	ActionDrop  Action = "drop"  // acknowledge and forget
+	ActionRoute Action = "route" // send to Default.Service through the synthetic route "default"
+)
+
+// DefaultRouteName is the name of the synthetic route Match returns when no
+// route matched and the default action is ActionRoute.
+const DefaultRouteName = "default"
+
+// Default is the rule set's handling of unmatched messages.
+type Default struct {
+	Action  Action // ActionDLQ when the rules do not say
+	Service string // only with ActionRoute
+}
+
+// Route is one compiled route. Its exported fields are read-only after
+// Compile; the match counters are the only mutable part and are atomic, so a
+// Route is safe for concurrent use.
+type Route struct {
+	Name    string
+	Service string
+	Method  string   // upper case; "POST" when the rules do not say
+	Streams []string // nil: every consumed stream
+	Tags    []string // instances must carry all of these
+	// Priority orders evaluation: higher first, then file order.
+	Priority int
+	Retries  int           // extra attempts on another instance
+	Timeout  time.Duration // per attempt; 0 = the dispatcher's default
+	Continue bool          // later matching routes also take the message
+	// MatchExpr, Path, PathExpr and Schema are the rules as written, for
+	// display; Match resolves the path.
+	MatchExpr string // "" = matches every message on its streams
+	Path      string // static path, "/" when not set
+	PathExpr  string
+	Schema    string // schema file as written in the rules
+	File      string // rules file and line of the route's "name" key
+	Line      int
+
+	order      int // position in evaluation order
+	streamSet  map[string]struct{}
+	match      *program // nil: always true
+	pathExpr   *program
+	schema     *jsonschema.Schema
+	readsBody  bool // match reads body
+	matches    atomic.Uint64
+	evalErrors atomic.Uint64
+}
+
+// Matches reports how many messages this route has matched through Set.Match.
+func (r *Route) Matches() uint64 { return r.matches.Load() }
+
+// EvalErrors reports how many times evaluating this route's match expression
+// failed at run time (each counted as a no-match). Routes the index ruled out
+// for a message are not evaluated, so they cannot fail.
+func (r *Route) EvalErrors() uint64 { return r.evalErrors.Load() }
+
+func (r *Route) acceptsStream(stream string) bool {
+	if r.streamSet == nil {
+		return true
+	}
+	_, ok := r.streamSet[stream]
+	return ok
+}
+
+// Match is one route a message takes.
+type Match struct {
+	Route *Route
+	// Path is the request path: the path_expr result, else the route's path,
+	// else "/".
+	Path string
+	// Err is non-nil when the route matched but the message cannot be sent on
+	// it; it wraps ErrSchema or ErrPath.
+	Err error
+}
+
+// Set is a compiled, validated rule set. It is immutable after Compile (apart
+// from the routes' atomic counters) and safe for concurrent use; hot reload
+// replaces a whole Set.
+type Set struct {
+	version  string
+	files    []string
+	loadedAt time.Time
+	routes   []*Route // evaluation order
+	def      Default
+	defRoute *Route // synthetic route for ActionRoute, else nil
+	services []string
+	uses     varSet // variables any expression reads
+	idx      index
+	states   sync.Pool // *evalState
+}
+
+// Version is the hex SHA-256 of the sources (each file's name and contents,
+// in load order, followed by the schema files the routes use).
+func (s *Set) Version() string { return s.version }
+
+// Files lists the rules files the set was built from, in load order.
+func (s *Set) Files() []string { return s.files }
+
+// LoadedAt is when the set was compiled.
+func (s *Set) LoadedAt() time.Time { return s.loadedAt }
+
+// Routes returns the routes in evaluation order. The synthetic default route
+// is not included. The slice must not be modified.
+func (s *Set) Routes() []*Route { return s.routes }
+
+// Services lists, sorted and without duplicates, every service a route (or
+// the default route) targets, so discovery knows what to watch.
+func (s *Set) Services() []string { return s.services }
+
+// Default returns how unmatched messages are handled.
+func (s *Set) Default() Default { return s.def }
+
+// DefaultRoute returns the synthetic route used when the default action is
+// ActionRoute, or nil. Its counters count default-routed messages.
+func (s *Set) DefaultRoute() *Route { return s.defRoute }
+
+func (s *Set) getState() *evalState {
+	if st, ok := s.states.Get().(*evalState); ok {
+		return st
+	}
+	return newEvalState()
+}
+
+func (s *Set) putState(st *evalState) {
+	st.release()
+	s.states.Put(st)
+}
+
+// vmRun runs a program on the state's VM and environment.
+func (st *evalState) run(p *vm.Program) (any, error) {
+	return st.vm.Run(p, st.env)
+}
