@@ -28,6 +28,14 @@ func (w *Watcher) loop(ctx context.Context, wt *watch) {
 			return
 		}
 		if err != nil {
+			// After an error the next query must not block on the old
+			// index: a restarted or failed-over Consul may be behind it
+			// and would hold the query for the whole WaitTime before
+			// answering with the lower index. Index 1 answers at once
+			// (and, unlike 0, is still a blocking query's index).
+			if index > 1 {
+				index = 1
+			}
 			failures++
 			w.failed(wt, err, failures)
 			if !sleep(ctx, backoff(failures, w.cfg.BackoffMin, w.cfg.BackoffMax)) {

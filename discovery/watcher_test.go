@@ -269,6 +269,13 @@ func TestWatchKeepsLastSetWhileConsulFails(t *testing.T) {
 	if n := len(rec.all("svc")); n != 1 {
 		t.Errorf("onUpdate calls = %d, want 1: failures must not publish", n)
 	}
+	// After an error the watch re-synchronizes with a query that answers
+	// at once (index 1), in case Consul restarted with lower indexes.
+	for i, r := range f.requestsFor("svc")[2:] {
+		if r.waitIndex != 1 {
+			t.Errorf("request %d after an error has WaitIndex %d, want 1", i+2, r.waitIndex)
+		}
+	}
 
 	// Only an answer may shrink the set, and it does so at once.
 	f.push("svc", fakeReply{index: 4, entries: nil})
