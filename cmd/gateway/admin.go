@@ -1,0 +1,73 @@
+package main
+
+import (
+	"context"
+	"errors"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/msgroute/gateway/balancer"
+	"github.com/msgroute/gateway/discovery"
+	"github.com/msgroute/gateway/health"
+	"github.com/msgroute/gateway/internal/metrics"
+	"github.com/msgroute/gateway/router"
+	"github.com/msgroute/gateway/rules"
+)
+
+func adminSources(m *metrics.Metrics, ping func(context.Context) *redis.StatusCmd, holder *router.RuleHolder,
+	bal *balancer.Balancer, disc *discovery.Watcher) health.Sources {
+	return health.Sources{
+		Gatherer: m.Registry,
+		Checks: []health.Check{
+			{Name: "redis", Fn: func(ctx context.Context) error { return ping(ctx).Err() }},
+			{Name: "rules", Fn: func(context.Context) error {
+				if holder.Load() == nil {
+					return errors.New("no rule set loaded")
+				}
+				return nil
+			}},
+			{Name: "consul", Fn: func(context.Context) error {
+				if !disc.Answered() {
+					return errors.New("consul has not answered yet")
+				}
+				return nil
+			}, Detail: func() any { return disc.Status() }},
+		},
+		Rules:     func() any { return holder.Status() },
+		Instances: func() any { return bal.Stats() },
+		Explain: func(stream string, fields map[string]string) (any, error) {
+			if stream == "" {
+				return nil, errors.New("stream is required")
+			}
+			msg := rules.NewMessage(stream, "0-1", fields, 1)
+			return holder.Load().Explain(msg), nil
+		},
+	}
+}
+
+// instancesCollector exports gateway_instances{service,state} from the
+// balancer's view at scrape time.
+type instancesCollector struct {
+	bal  *balancer.Balancer
+	desc *prometheus.Desc
+}
+
+func newInstancesCollector(b *balancer.Balancer) *instancesCollector {
+	return &instancesCollector{bal: b, desc: prometheus.NewDesc("gateway_instances",
+		"Instances per service by state (healthy, ejected).", []string{"service", "state"}, nil)}
+}
+
+func (c *instancesCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+func (c *instancesCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, s := range c.bal.Stats() {
+		counts := map[string]int{balancer.StateHealthy: 0, balancer.StateEjected: 0}
+		for _, in := range s.Instances {
+			counts[in.State]++
+		}
+		for state, n := range counts {
+			ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(n), s.Service, state)
+		}
+	}
+}

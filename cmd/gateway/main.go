@@ -1,0 +1,73 @@
+// Command gateway is the content-based routing gateway: it reads Redis
+// Streams through a consumer group, matches entries against hot-reloaded
+// rules and dispatches them over HTTP to healthy Consul instances.
+//
+// Subcommands: run, check, test, explain, dlq replay, version. Each stays
+// thin; the work lives in the packages it wires.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+)
+
+const usage = `usage: gateway <command> [flags]
+
+commands:
+  run [--config FILE]          run the gateway (default config configs/gateway.yaml)
+  check FILE...                validate rule files; exit 1 if any is invalid
+  test FILE                    run rule test cases; exit 1 on any mismatch
+  explain --rules FILE [--stream S] [--field k=v]... [--payload JSON|@file]
+                               print, as JSON, the routes a message would take
+  dlq replay [--config FILE] [--to STREAM] [--limit N] [--rate PER_SEC] [--reason R]
+                               move dead-lettered entries back onto their stream
+  version                      print version, commit and Go version
+`
+
+// exitError carries a process exit code through the command functions.
+type exitError struct{ code int }
+
+func (e exitError) Error() string { return fmt.Sprintf("exit %d", e.code) }
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	var err error
+	switch args[0] {
+	case "run":
+		err = cmdRun(args[1:], stderr)
+	case "check":
+		err = cmdCheck(args[1:], stdout, stderr)
+	case "test":
+		err = cmdTest(args[1:], stdout, stderr)
+	case "explain":
+		err = cmdExplain(args[1:], stdout, stderr)
+	case "dlq":
+		err = cmdDLQ(args[1:], stdout, stderr)
+	case "version", "--version", "-v":
+		cmdVersion(stdout)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+	default:
+		fmt.Fprintf(stderr, "gateway: unknown command %q\n\n%s", args[0], usage)
+		return 2
+	}
+	var ee exitError
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &ee):
+		return ee.code
+	default:
+		fmt.Fprintf(stderr, "gateway %s: %v\n", args[0], err)
+		return 1
+	}
+}

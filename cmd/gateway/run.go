@@ -1,0 +1,182 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/msgroute/gateway/balancer"
+	"github.com/msgroute/gateway/discovery"
+	"github.com/msgroute/gateway/health"
+	"github.com/msgroute/gateway/internal/config"
+	"github.com/msgroute/gateway/internal/dispatch"
+	"github.com/msgroute/gateway/internal/metrics"
+	"github.com/msgroute/gateway/internal/rulewatch"
+	"github.com/msgroute/gateway/internal/streams"
+	"github.com/msgroute/gateway/router"
+	"github.com/msgroute/gateway/rules"
+)
+
+func cmdRun(args []string, stderr io.Writer) error {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	file := fs.String("config", "configs/gateway.yaml", "config file")
+	if err := fs.Parse(args); err != nil {
+		return exitError{2}
+	}
+	cfg, err := config.Load(*file)
+	if err != nil {
+		return err
+	}
+	log := newLogger(cfg.Log, stderr)
+	set, err := rules.Load(cfg.Rules.Path)
+	if err != nil {
+		return fmt.Errorf("rules %s: %w", cfg.Rules.Path, err)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return serve(ctx, cfg, set, log)
+}
+
+// serve wires the parts and runs them until ctx is done. Shutdown order:
+// the router stops reading and drains (acks included), then discovery,
+// the rules watcher and the admin server stop, then Redis is closed.
+func serve(ctx context.Context, cfg *config.Config, set *rules.Set, log *slog.Logger) error {
+	m := metrics.New()
+	holder := router.NewRuleHolder(set)
+	m.RulesActive.Set(float64(len(set.Routes())))
+
+	rdb, err := streams.NewClient(streams.ClientConfig{
+		Addrs: cfg.Redis.Addrs, Cluster: cfg.Redis.Cluster, Username: cfg.Redis.Username,
+		Password: cfg.Redis.Password, DB: cfg.Redis.DB, TLS: cfg.Redis.TLS,
+		CAFile: cfg.Redis.TLSCAFile, CertFile: cfg.Redis.TLSCertFile, KeyFile: cfg.Redis.TLSKeyFile,
+		ServerName: cfg.Redis.TLSServerName, InsecureSkipVerify: cfg.Redis.TLSInsecureSkipVerify,
+	})
+	if err != nil {
+		return err
+	}
+	defer rdb.Close()
+	group := streams.NewGroup(rdb, cfg.Consumer.Group, cfg.Consumer.Name)
+
+	bal, err := balancer.New(balancer.Config{Algorithm: balancer.Algorithm(cfg.Balancer.Algorithm)})
+	if err != nil {
+		return err
+	}
+	consulAddr := cfg.Consul.Address
+	if cfg.Consul.Scheme == "https" && !strings.Contains(consulAddr, "://") {
+		consulAddr = "https://" + consulAddr
+	}
+	disc, err := discovery.New(discovery.Config{
+		Address: consulAddr, Token: cfg.Consul.Token, Datacenter: cfg.Consul.Datacenter,
+		CAFile: cfg.Consul.TLSCAFile, CertFile: cfg.Consul.TLSCert, KeyFile: cfg.Consul.TLSKey,
+		InsecureSkipVerify: cfg.Consul.TLSInsecureSkipVerify, Logger: log,
+	}, bal.Update)
+	if err != nil {
+		return err
+	}
+	disc.SetServices(set.Services())
+
+	watcher, err := rulewatch.New(rulewatch.Config{Path: cfg.Rules.Path, Logger: log},
+		func(s *rules.Set) {
+			holder.Store(s)
+			disc.SetServices(s.Services())
+			m.RulesReloads.WithLabelValues("success").Inc()
+			m.RulesActive.Set(float64(len(s.Routes())))
+			log.Info("rules reloaded", "version", s.Version(), "routes", len(s.Routes()))
+		},
+		func(err error) {
+			holder.Fail(err)
+			m.RulesReloads.WithLabelValues("failure").Inc()
+			log.Warn("rules reload rejected; previous rule set stays active", "err", err)
+		})
+	if err != nil {
+		return err
+	}
+
+	disp, err := dispatch.New(dispatch.Config{Timeout: cfg.Dispatch.Timeout, MaxConnsPerHost: cfg.Dispatch.MaxConnsPerHost})
+	if err != nil {
+		return err
+	}
+	rt, err := router.New(router.Config{
+		Streams: cfg.Consumer.Streams, Batch: cfg.Consumer.Batch, Block: cfg.Consumer.Block,
+		ClaimIdle: cfg.Consumer.ClaimIdle, ClaimInterval: cfg.Consumer.ClaimInterval,
+		MaxDeliveries: int64(cfg.Consumer.MaxDeliveries), MaxInflight: cfg.Consumer.MaxInflight,
+		ServiceConcurrency: cfg.Consumer.ServiceConcurrency, DLQStream: cfg.Consumer.DLQStream,
+		MaxPayloadBytes: cfg.Consumer.MaxPayloadBytes, ReplyMaxLen: cfg.Consumer.ReplyMaxLen, Logger: log,
+	}, router.Deps{
+		Source: group, Settler: group, Publisher: group, Picker: bal, Sender: disp,
+		Rules: holder.Load, Metrics: m,
+	})
+	if err != nil {
+		return err
+	}
+	admin, err := health.New(health.Config{Listen: cfg.Admin.Listen, Token: cfg.Admin.Token, Logger: log},
+		adminSources(m, rdb.Ping, holder, bal, disc))
+	if err != nil {
+		return err
+	}
+	m.Registry.MustRegister(newInstancesCollector(bal))
+
+	log.Info("gateway starting", "streams", cfg.Consumer.Streams, "group", cfg.Consumer.Group,
+		"consumer", cfg.Consumer.Name, "admin", admin.Addr(), "rules_version", set.Version())
+
+	// Everything but the router stops only after the router has drained.
+	auxCtx, stopAux := context.WithCancel(context.Background())
+	defer stopAux()
+	aux, auxCtx := errgroup.WithContext(auxCtx)
+	aux.Go(func() error { return disc.Run(auxCtx) })
+	aux.Go(func() error { return watcher.Run(auxCtx) })
+	aux.Go(func() error { return admin.Run(auxCtx) })
+	aux.Go(func() error { return rt.WatchLag(auxCtx, group, 5*time.Second) })
+	aux.Go(func() error { return reloadOnSIGHUP(auxCtx, watcher, log) })
+
+	routerCtx, stopRouter := context.WithCancel(ctx)
+	defer stopRouter()
+	go func() {
+		<-auxCtx.Done() // a part failed: stop the router too
+		stopRouter()
+	}()
+	rerr := rt.Run(routerCtx)
+	log.Info("router drained; stopping")
+	stopAux()
+	aerr := aux.Wait()
+	if errors.Is(aerr, context.Canceled) {
+		aerr = nil
+	}
+	return errors.Join(rerr, aerr)
+}
+
+func reloadOnSIGHUP(ctx context.Context, w *rulewatch.Watcher, log *slog.Logger) error {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-hup:
+			log.Info("SIGHUP: reloading rules")
+			_ = w.Reload() // outcome reported through the watcher's callbacks
+		}
+	}
+}
+
+func newLogger(c config.Log, w io.Writer) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(c.Level))
+	opts := &slog.HandlerOptions{Level: level}
+	if c.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}

@@ -1,0 +1,111 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/msgroute/gateway/rules"
+)
+
+// cmdCheck validates rule files: one "file:line: message" line per problem,
+// warnings marked; exit 1 when any error was found.
+func cmdCheck(args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprintln(stderr, "usage: gateway check FILE...")
+		return exitError{2}
+	}
+	errs := 0
+	for _, p := range rules.Check(args...) {
+		if p.Warning {
+			fmt.Fprintf(stdout, "%s (warning)\n", p)
+			continue
+		}
+		errs++
+		fmt.Fprintln(stdout, p)
+	}
+	if errs > 0 {
+		fmt.Fprintf(stderr, "%d error(s)\n", errs)
+		return exitError{1}
+	}
+	fmt.Fprintln(stderr, "ok")
+	return nil
+}
+
+// cmdTest runs rule test cases; exit 1 on any mismatch.
+func cmdTest(args []string, stdout, stderr io.Writer) error {
+	if len(args) != 1 {
+		fmt.Fprintln(stderr, "usage: gateway test FILE")
+		return exitError{2}
+	}
+	rep, err := rules.RunTests(args[0])
+	if err != nil {
+		var le *rules.LoadError
+		if errors.As(err, &le) {
+			for _, p := range le.Problems {
+				fmt.Fprintln(stdout, p)
+			}
+			return exitError{1}
+		}
+		return err
+	}
+	fmt.Fprint(stdout, rep.String())
+	if rep.Failed() > 0 {
+		return exitError{1}
+	}
+	return nil
+}
+
+// fieldFlags collects repeated --field k=v.
+type fieldFlags map[string]string
+
+func (f fieldFlags) String() string { return "" }
+
+func (f fieldFlags) Set(s string) error {
+	k, v, ok := strings.Cut(s, "=")
+	if !ok || k == "" {
+		return fmt.Errorf("--field %q: want key=value", s)
+	}
+	f[k] = v
+	return nil
+}
+
+// cmdExplain dry-runs one message against a rules file and prints the
+// routes it would take, in order, as JSON.
+func cmdExplain(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("explain", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("rules", "", "rules file or directory (required)")
+	stream := fs.String("stream", "", "stream the message arrives on")
+	payload := fs.String("payload", "", "payload: JSON text, or @file")
+	fields := fieldFlags{}
+	fs.Var(fields, "field", "attribute key=value (repeatable)")
+	if err := fs.Parse(args); err != nil {
+		return exitError{2}
+	}
+	if *path == "" {
+		fmt.Fprintln(stderr, "gateway explain: --rules is required")
+		return exitError{2}
+	}
+	set, err := rules.Load(*path)
+	if err != nil {
+		return err
+	}
+	if p := *payload; strings.HasPrefix(p, "@") {
+		b, err := os.ReadFile(p[1:])
+		if err != nil {
+			return fmt.Errorf("payload: %w", err)
+		}
+		fields[rules.FieldPayload] = string(b)
+	} else if p != "" {
+		fields[rules.FieldPayload] = p
+	}
+	msg := rules.NewMessage(*stream, "0-1", fields, 1)
+	enc := json.NewEncoder(stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(set.Explain(msg))
+}

@@ -1,0 +1,89 @@
+package router
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/msgroute/gateway/internal/metrics"
+)
+
+// acker batches XACKs: entries settled at about the same time are
+// acknowledged in one pipelined round trip.
+type acker struct {
+	settler Settler
+	m       *metrics.Metrics
+	log     *slog.Logger
+	in      chan ackReq
+	once    sync.Once
+}
+
+type ackReq struct{ stream, id string }
+
+const ackBatch = 512
+
+func newAcker(s Settler, m *metrics.Metrics, log *slog.Logger) *acker {
+	return &acker{settler: s, m: m, log: log, in: make(chan ackReq, 4096)}
+}
+
+// add queues an ack; it blocks only when the queue is full.
+func (a *acker) add(stream, id string) { a.in <- ackReq{stream, id} }
+
+// close ends run once the queue is flushed. Call after the last add.
+func (a *acker) close() { a.once.Do(func() { close(a.in) }) }
+
+// run acks until close, then flushes what is queued. When ctx ends early
+// (drain timeout) unflushed entries stay pending and are redelivered.
+func (a *acker) run(ctx context.Context) {
+	batch := make(map[string][]string)
+	for {
+		req, ok := <-a.in
+		if !ok {
+			return
+		}
+		n := 1
+		batch[req.stream] = append(batch[req.stream], req.id)
+	fill:
+		for n < ackBatch {
+			select {
+			case req, ok = <-a.in:
+				if !ok {
+					break fill
+				}
+				batch[req.stream] = append(batch[req.stream], req.id)
+				n++
+			default:
+				break fill
+			}
+		}
+		a.flush(ctx, batch)
+		clear(batch)
+		if !ok {
+			return
+		}
+	}
+}
+
+func (a *acker) flush(ctx context.Context, batch map[string][]string) {
+	b := newBackoff(50*time.Millisecond, 2*time.Second)
+	for attempt := 0; ; attempt++ {
+		err := a.settler.AckMany(ctx, batch)
+		if err == nil {
+			for s, ids := range batch {
+				a.m.Acked.WithLabelValues(s).Add(float64(len(ids)))
+			}
+			return
+		}
+		a.m.Errors.WithLabelValues("xack").Inc()
+		if attempt == 0 {
+			a.log.Warn("ack failed; retrying", "err", err)
+		}
+		// Give up after ~30s: the entries stay pending and are redelivered
+		// (at-least-once), which beats blocking the pipeline forever.
+		if attempt >= 20 || !b.wait(ctx) {
+			a.log.Error("ack abandoned; entries will be redelivered", "entries", len(batch), "err", err)
+			return
+		}
+	}
+}

@@ -1,0 +1,19 @@
+// Package router is the gateway's pipeline and the only place that knows
+// the whole flow: read entries from Redis Streams (new ones and idle ones
+// claimed from dead replicas), match them against the active rule set, pick
+// an instance, dispatch, and settle each entry: XACK once every matched
+// route has a final outcome (delivered or dead-lettered), otherwise leave it
+// pending in Redis to be retried.
+//
+// Backpressure: at most Config.MaxInflight entries are being processed; when
+// every slot is taken the readers stop reading, so a burst waits in the
+// stream. Each service has its own concurrency cap; a message whose service
+// is saturated, or has no healthy instance, is "parked": left pending with
+// its delivery counter unchanged and made claimable again a little later,
+// so it waits in Redis without holding a slot that other services' messages
+// need.
+//
+// Lease: entries in flight longer than a third of ClaimIdle are re-claimed
+// by this consumer (XCLAIM JUSTID), which resets their idle time, so another
+// replica's XAUTOCLAIM never takes a message that is still being processed.
+package router

@@ -1,0 +1,237 @@
+package router
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"time"
+
+	"github.com/msgroute/gateway/balancer"
+	"github.com/msgroute/gateway/internal/dispatch"
+	"github.com/msgroute/gateway/internal/streams"
+	"github.com/msgroute/gateway/rules"
+)
+
+// DLQ reasons (CONTRACT).
+const (
+	reasonNoRoute       = "no_route"
+	reasonPermanent     = "permanent_error"
+	reasonMaxDeliveries = "max_deliveries"
+	reasonBadMessage    = "bad_message"
+	reasonSchema        = "schema"
+)
+
+// verdict is what happens to an entry once its routes have been tried.
+type verdict struct {
+	ack bool // every route has a final outcome
+	// When not acked: how long the entry waits in Redis before it is
+	// claimable again, and whether this delivery counts as an attempt.
+	retryAfter time.Duration
+	counts     bool
+}
+
+// outcome of one route.
+type outcome int
+
+const (
+	delivered   outcome = iota // 2xx
+	deadLetter                 // written to the DLQ: final
+	transient                  // failed; retry later
+	unavailable                // no instance, or service saturated: wait
+)
+
+// process decides what happens to e. It never returns before every
+// matched route has been tried once (with its retries).
+func (r *Router) process(ctx context.Context, e *streams.Entry) verdict {
+	if e.Fields == nil {
+		// Deleted from the stream while pending: nothing left to route.
+		return verdict{ack: true}
+	}
+	msg := rules.NewMessage(e.Stream, e.ID, e.Fields, e.Deliveries)
+	if len(msg.Payload) > r.cfg.MaxPayloadBytes {
+		return r.deadLetterOnly(ctx, e, dlqInfo{reason: reasonBadMessage,
+			err: "payload of " + strconv.Itoa(len(msg.Payload)) + " bytes exceeds max_payload_bytes"})
+	}
+	set := r.deps.Rules()
+	var buf [4]rules.Match
+	matches := set.Match(msg, buf[:0])
+	if len(matches) == 0 {
+		switch set.Default().Action {
+		case rules.ActionDrop:
+			r.deps.Metrics.Dropped.WithLabelValues(e.Stream).Inc()
+			return verdict{ack: true}
+		default:
+			return r.deadLetterOnly(ctx, e, dlqInfo{reason: reasonNoRoute, err: "no route matched"})
+		}
+	}
+	v := verdict{ack: true}
+	for i := range matches {
+		m := &matches[i]
+		r.deps.Metrics.RouteMatches.WithLabelValues(m.Route.Name).Inc()
+		var o outcome
+		var wait time.Duration
+		if m.Err != nil {
+			reason := reasonBadMessage
+			if errors.Is(m.Err, rules.ErrSchema) {
+				reason = reasonSchema
+			}
+			o = r.toDLQ(ctx, e, dlqInfo{reason: reason, route: m.Route.Name, err: m.Err.Error()})
+		} else {
+			o, wait = r.deliver(ctx, e, msg, m)
+		}
+		switch o {
+		case transient:
+			v.ack, v.counts = false, true
+			v.retryAfter = max(v.retryAfter, wait)
+		case unavailable:
+			v.ack = false
+			v.retryAfter = max(v.retryAfter, wait)
+		}
+	}
+	return v
+}
+
+// deliver sends msg over route m with the route's retries, each on another
+// instance, and settles final failures in the DLQ.
+func (r *Router) deliver(ctx context.Context, e *streams.Entry, msg *rules.Message, m *rules.Match) (outcome, time.Duration) {
+	route := m.Route
+	svc := route.Service
+	attempts := 1 + route.Retries
+	var avoid *balancer.Endpoint
+	var last attemptResult
+	for i := 0; i < attempts; i++ {
+		if i > 0 {
+			if !r.deps.Picker.AllowRetry(svc) {
+				break
+			}
+			r.deps.Metrics.Retries.WithLabelValues(svc).Inc()
+		}
+		if !r.svc.acquire(ctx, svc) {
+			if i > 0 {
+				break
+			}
+			r.deps.Metrics.Parked.WithLabelValues(svc, "busy").Inc()
+			return unavailable, 500 * time.Millisecond
+		}
+		ep, err := r.deps.Picker.Pick(svc, route.Tags, avoid)
+		if err != nil {
+			r.svc.release(svc)
+			if i > 0 {
+				break // instances vanished mid-retry: settle on the last answer
+			}
+			r.deps.Metrics.Dispatch.WithLabelValues(svc, "no_instance").Inc()
+			r.deps.Metrics.Parked.WithLabelValues(svc, "no_instance").Inc()
+			return unavailable, time.Second
+		}
+		attempt := int(e.Deliveries-1)*attempts + i + 1
+		last = r.attempt(ep, msg, m, attempt)
+		r.svc.release(svc)
+		switch last.class {
+		case delivered:
+			if msg.ReplyTo != "" && !r.reply(ctx, msg, route.Name, last.res) {
+				return transient, time.Second
+			}
+			return delivered, 0
+		case deadLetter:
+			return r.toDLQ(ctx, e, dlqInfo{reason: reasonPermanent, route: route.Name,
+				status: last.res.Status, err: last.errText()}), 0
+		}
+		avoid = ep
+	}
+	if e.Deliveries >= r.cfg.MaxDeliveries {
+		return r.toDLQ(ctx, e, dlqInfo{reason: reasonMaxDeliveries, route: route.Name,
+			status: last.res.Status, err: last.errText()}), 0
+	}
+	r.deps.Metrics.Parked.WithLabelValues(svc, "transient").Inc()
+	return transient, retryDelay(e.Deliveries)
+}
+
+// attemptResult is one HTTP attempt's answer and its class.
+type attemptResult struct {
+	class outcome
+	res   dispatch.Result
+	err   error
+}
+
+func (a attemptResult) errText() string {
+	switch {
+	case a.err != nil:
+		return a.err.Error()
+	case a.res.Status != 0:
+		return "HTTP " + strconv.Itoa(a.res.Status)
+	}
+	return ""
+}
+
+// attempt performs one HTTP request to ep and classifies the answer:
+// 2xx delivered; 408, 429, 5xx and transport errors transient; other
+// answers permanent.
+func (r *Router) attempt(ep *balancer.Endpoint, msg *rules.Message, m *rules.Match, n int) attemptResult {
+	route := m.Route
+	req := dispatch.Request{
+		Addr: ep.Addr(), Method: route.Method, Path: m.Path, Route: route.Name, Msg: msg,
+		Attempt: n, Timeout: route.Timeout, KeepBody: msg.ReplyTo != "",
+	}
+	start := time.Now()
+	res, err := r.deps.Sender.Do(&req)
+	elapsed := time.Since(start)
+	if res.Dropped > 0 {
+		r.deps.Metrics.DroppedHeaders.Add(float64(res.Dropped))
+	}
+	a := attemptResult{res: res, err: err}
+	bo := balancer.Success
+	switch {
+	case errors.Is(err, dispatch.ErrBadPath):
+		a.class = deadLetter
+	case err != nil:
+		a.class, bo = transient, balancer.Failure
+	case res.Status >= 200 && res.Status < 300:
+		a.class = delivered
+	case res.Status == 408 || res.Status == 429 || res.Status >= 500:
+		a.class, bo = transient, balancer.Failure
+	default:
+		a.class = deadLetter
+	}
+	r.deps.Picker.Done(ep, bo, elapsed)
+	svc := route.Service
+	r.deps.Metrics.Dispatch.WithLabelValues(svc, outcomeLabel(a.class)).Inc()
+	r.deps.Metrics.DispatchDuration.WithLabelValues(svc).Observe(elapsed.Seconds())
+	return a
+}
+
+func outcomeLabel(o outcome) string {
+	switch o {
+	case delivered:
+		return "delivered"
+	case deadLetter:
+		return "permanent"
+	default:
+		return "transient"
+	}
+}
+
+// retryDelay is how long a transiently failed entry waits in Redis before
+// its next delivery: 1s, 2s, 4s ... capped at 30s.
+func retryDelay(deliveries int64) time.Duration {
+	d := time.Second << min(max(deliveries-1, 0), 5)
+	return min(d, 30*time.Second)
+}
+
+// reply writes the instance's answer to the message's reply_to stream.
+func (r *Router) reply(ctx context.Context, msg *rules.Message, route string, res dispatch.Result) bool {
+	ct := res.ContentType
+	if ct == "" {
+		ct = "application/octet-stream"
+	}
+	_, err := r.deps.Publisher.Add(ctx, msg.ReplyTo, r.cfg.ReplyMaxLen, []string{
+		"correlation_id", msg.CorrelationID, "status", strconv.Itoa(res.Status),
+		"payload", string(res.Body), "content_type", ct, "route", route, "message_id", msg.ID,
+	})
+	if err != nil {
+		r.deps.Metrics.Replies.WithLabelValues("error").Inc()
+		r.log.Warn("reply failed; message will be redelivered", "msg_id", msg.ID, "stream", msg.Stream, "route", route, "err", err)
+		return false
+	}
+	r.deps.Metrics.Replies.WithLabelValues("ok").Inc()
+	return true
+}

@@ -1,0 +1,207 @@
+package router
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"time"
+
+	"github.com/msgroute/gateway/internal/streams"
+)
+
+// readLoop reads new entries of stream while ctx lives. It first re-reads
+// this consumer's own pending entries (left by a previous run of the same
+// replica), then new ones. It reads only as many entries as there are free
+// in-flight slots, so a full pipeline stops reading.
+func (r *Router) readLoop(ctx, workCtx context.Context, stream string) {
+	b := newBackoff(50*time.Millisecond, 5*time.Second)
+	cursor := "0" // own backlog first, paged by ID; then ">" for new entries
+	for ctx.Err() == nil {
+		n := r.acquire(ctx, r.cfg.Batch)
+		if n == 0 {
+			return
+		}
+		entries, err := r.deps.Source.Read(ctx, stream, cursor, n, r.cfg.Block)
+		if err != nil {
+			r.release(n)
+			if ctx.Err() != nil {
+				return
+			}
+			r.readFailed(ctx, stream, "xreadgroup", err)
+			if !b.wait(ctx) {
+				return
+			}
+			continue
+		}
+		b.reset()
+		if cursor != ">" {
+			if len(entries) < n {
+				cursor = ">" // backlog done
+			} else {
+				cursor = entries[len(entries)-1].ID
+			}
+		}
+		r.release(n - len(entries))
+		r.start(workCtx, entries)
+	}
+}
+
+// claimLoop takes over entries idle longer than ClaimIdle: those of dead
+// replicas, and this replica's parked ones whose wait is over.
+func (r *Router) claimLoop(ctx, workCtx context.Context, stream string) {
+	t := time.NewTicker(r.cfg.ClaimInterval)
+	defer t.Stop()
+	b := newBackoff(100*time.Millisecond, 5*time.Second)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		cursor := "0-0"
+		for ctx.Err() == nil {
+			n := r.acquire(ctx, r.cfg.Batch)
+			if n == 0 {
+				return
+			}
+			entries, next, err := r.deps.Source.Claim(ctx, stream, cursor, r.cfg.ClaimIdle, n)
+			if err != nil {
+				r.release(n)
+				if ctx.Err() == nil {
+					r.readFailed(ctx, stream, "xautoclaim", err)
+					b.wait(ctx)
+				}
+				break
+			}
+			b.reset()
+			r.release(n - len(entries))
+			r.start(workCtx, entries)
+			if next == "0-0" || next == "" {
+				break
+			}
+			cursor = next
+		}
+	}
+}
+
+func (r *Router) readFailed(ctx context.Context, stream, op string, err error) {
+	r.deps.Metrics.Errors.WithLabelValues(op).Inc()
+	r.log.Warn("read failed; backing off", "stream", stream, "op", op, "err", err)
+	if errors.Is(err, streams.ErrNoGroup) {
+		// Redis lost the group (restart without persistence): re-create it.
+		if err := r.deps.Source.EnsureGroup(ctx, stream); err != nil {
+			r.log.Warn("re-create consumer group failed", "stream", stream, "err", err)
+		}
+	}
+}
+
+// start launches one goroutine per entry; each holds one slot, acquired by
+// the reader, until the entry is settled.
+func (r *Router) start(workCtx context.Context, entries []streams.Entry) {
+	for i := range entries {
+		e := entries[i]
+		r.deps.Metrics.Consumed.WithLabelValues(e.Stream).Inc()
+		r.deps.Metrics.Inflight.Inc()
+		r.live.add(e.Stream, e.ID)
+		r.work.Add(1)
+		go func() {
+			defer r.work.Done()
+			defer r.release(1)
+			defer r.deps.Metrics.Inflight.Dec()
+			defer r.live.remove(e.Stream, e.ID)
+			r.settle(workCtx, &e, r.process(workCtx, &e))
+		}()
+	}
+}
+
+// acquire blocks for one free slot, then takes up to max-1 more without
+// blocking. It returns how many it took (0 when ctx is done).
+func (r *Router) acquire(ctx context.Context, max int) int {
+	select {
+	case r.slots <- struct{}{}:
+	case <-ctx.Done():
+		return 0
+	}
+	n := 1
+	for n < max {
+		select {
+		case r.slots <- struct{}{}:
+			n++
+		default:
+			return n
+		}
+	}
+	return n
+}
+
+func (r *Router) release(n int) {
+	for i := 0; i < n; i++ {
+		<-r.slots
+	}
+}
+
+// renewLoop keeps the lease on entries in flight for long: re-claiming
+// them resets their idle time, so other replicas' XAUTOCLAIM skips them.
+func (r *Router) renewLoop(ctx, workCtx context.Context) {
+	every := r.cfg.ClaimIdle / 3
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			// Keep renewing while the drain runs.
+			r.renewDuringDrain(workCtx, every)
+			return
+		case <-t.C:
+			r.renewOld(workCtx, every)
+		}
+	}
+}
+
+func (r *Router) renewDuringDrain(workCtx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-r.stopping:
+			return
+		case <-workCtx.Done():
+			return
+		case <-t.C:
+			r.renewOld(workCtx, every)
+		}
+	}
+}
+
+func (r *Router) renewOld(ctx context.Context, age time.Duration) {
+	for stream, ids := range r.live.olderThan(time.Now().Add(-age)) {
+		if err := r.deps.Settler.Renew(ctx, stream, ids); err != nil {
+			r.deps.Metrics.Errors.WithLabelValues("xclaim_renew").Inc()
+			r.log.Warn("lease renewal failed", "stream", stream, "err", err)
+		}
+	}
+}
+
+// backoff is a capped, jittered exponential wait.
+type backoff struct {
+	min, max, cur time.Duration
+}
+
+func newBackoff(min, max time.Duration) *backoff { return &backoff{min: min, max: max, cur: min} }
+
+func (b *backoff) reset() { b.cur = b.min }
+
+// wait sleeps for the current delay (with ±50% jitter) unless ctx ends
+// first, then doubles the delay. It reports whether ctx is still alive.
+func (b *backoff) wait(ctx context.Context) bool {
+	d := b.cur/2 + time.Duration(rand.Int64N(int64(b.cur)))
+	b.cur = min(b.cur*2, b.max)
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}

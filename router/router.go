@@ -1,0 +1,222 @@
+package router
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/msgroute/gateway/balancer"
+	"github.com/msgroute/gateway/internal/dispatch"
+	"github.com/msgroute/gateway/internal/metrics"
+	"github.com/msgroute/gateway/internal/streams"
+	"github.com/msgroute/gateway/rules"
+)
+
+// Config tunes the pipeline. Zero fields take the documented defaults.
+type Config struct {
+	Streams       []string      // required
+	Batch         int           // entries per read; default 128
+	Block         time.Duration // XREADGROUP block; default 1s
+	ClaimIdle     time.Duration // XAUTOCLAIM min idle; default 30s
+	ClaimInterval time.Duration // XAUTOCLAIM period; default min(ClaimIdle/4, 1s)
+	MaxDeliveries int64         // deliveries before the DLQ; default 5
+	MaxInflight   int           // messages in flight; default 1024
+	// ServiceConcurrency caps requests in flight per service; default 64.
+	ServiceConcurrency int
+	DLQStream          string        // default "gateway:dlq"
+	MaxPayloadBytes    int           // default 1 MiB
+	ReplyMaxLen        int64         // approximate MAXLEN of reply streams; default 10000
+	DrainTimeout       time.Duration // how long shutdown waits for in-flight messages; default 30s
+	Logger             *slog.Logger  // default slog.Default()
+}
+
+func (c *Config) fill() error {
+	if len(c.Streams) == 0 {
+		return errors.New("router: no streams")
+	}
+	def := func(v *int, d int) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	def(&c.Batch, 128)
+	def(&c.MaxInflight, 1024)
+	def(&c.ServiceConcurrency, 64)
+	def(&c.MaxPayloadBytes, 1<<20)
+	if c.Block == 0 {
+		c.Block = time.Second
+	}
+	if c.ClaimIdle == 0 {
+		c.ClaimIdle = 30 * time.Second
+	}
+	if c.ClaimInterval == 0 {
+		c.ClaimInterval = min(c.ClaimIdle/4, time.Second)
+	}
+	if c.MaxDeliveries == 0 {
+		c.MaxDeliveries = 5
+	}
+	if c.DLQStream == "" {
+		c.DLQStream = "gateway:dlq"
+	}
+	if c.ReplyMaxLen == 0 {
+		c.ReplyMaxLen = 10000
+	}
+	if c.DrainTimeout == 0 {
+		c.DrainTimeout = 30 * time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.Batch < 0 || c.MaxInflight < 0 || c.ServiceConcurrency < 0 || c.MaxDeliveries < 0 || c.ClaimIdle < 0 {
+		return fmt.Errorf("router: negative setting in %+v", c)
+	}
+	return nil
+}
+
+// Source reads a consumer group's entries.
+type Source interface {
+	EnsureGroup(ctx context.Context, stream string) error
+	Read(ctx context.Context, stream, id string, count int, block time.Duration) ([]streams.Entry, error)
+	Claim(ctx context.Context, stream, start string, minIdle time.Duration, count int) ([]streams.Entry, string, error)
+}
+
+// Settler acknowledges entries and manages their pending state.
+type Settler interface {
+	AckMany(ctx context.Context, byStream map[string][]string) error
+	Park(ctx context.Context, stream, id string, deliveries int64, retryAfter, claimIdle time.Duration) error
+	Renew(ctx context.Context, stream string, ids []string) error
+}
+
+// Publisher appends entries (dead letters, replies).
+type Publisher interface {
+	Add(ctx context.Context, stream string, maxLen int64, fields []string) (string, error)
+}
+
+// Picker chooses instances and learns from outcomes.
+type Picker interface {
+	Pick(service string, tags []string, avoid *balancer.Endpoint) (*balancer.Endpoint, error)
+	Done(e *balancer.Endpoint, o balancer.Outcome, elapsed time.Duration)
+	AllowRetry(service string) bool
+}
+
+// Sender performs one HTTP attempt.
+type Sender interface {
+	Do(r *dispatch.Request) (dispatch.Result, error)
+}
+
+// Deps are the router's collaborators; all are required.
+type Deps struct {
+	Source    Source
+	Settler   Settler
+	Publisher Publisher
+	Picker    Picker
+	Sender    Sender
+	// Rules returns the active rule set; it is loaded once per message, so
+	// a message finishes under the set it started with.
+	Rules   func() *rules.Set
+	Metrics *metrics.Metrics
+}
+
+// Router runs the pipeline. Create with New, run with Run once.
+type Router struct {
+	cfg   Config
+	deps  Deps
+	log   *slog.Logger
+	slots chan struct{} // global in-flight tokens
+	svc   *serviceLimits
+	acks  *acker
+	live  *leases
+	work  sync.WaitGroup // message goroutines
+	// stopping is closed when reading stops; parked waits give up then.
+	stopping chan struct{}
+	running  atomic.Bool
+}
+
+// New validates cfg and returns a Router.
+func New(cfg Config, deps Deps) (*Router, error) {
+	if err := cfg.fill(); err != nil {
+		return nil, err
+	}
+	if deps.Source == nil || deps.Settler == nil || deps.Publisher == nil || deps.Picker == nil ||
+		deps.Sender == nil || deps.Rules == nil || deps.Metrics == nil {
+		return nil, errors.New("router: missing dependency")
+	}
+	r := &Router{
+		cfg: cfg, deps: deps, log: cfg.Logger,
+		slots:    make(chan struct{}, cfg.MaxInflight),
+		svc:      newServiceLimits(cfg.ServiceConcurrency),
+		live:     newLeases(),
+		stopping: make(chan struct{}),
+	}
+	r.acks = newAcker(deps.Settler, deps.Metrics, cfg.Logger)
+	return r, nil
+}
+
+// Run consumes until ctx is done, then stops reading, lets in-flight
+// messages finish (up to DrainTimeout), flushes the final acks and returns.
+// It returns an error only if the pipeline could not start.
+func (r *Router) Run(ctx context.Context) error {
+	if !r.running.CompareAndSwap(false, true) {
+		return errors.New("router: Run called twice")
+	}
+	for _, s := range r.cfg.Streams {
+		if err := r.ensureGroup(ctx, s); err != nil {
+			return err
+		}
+	}
+	// Work goroutines and the acker outlive ctx: they use their own
+	// context so in-flight messages finish during the drain.
+	workCtx, cancelWork := context.WithCancel(context.Background())
+	defer cancelWork()
+	ackDone := make(chan struct{})
+	go func() {
+		defer close(ackDone)
+		r.acks.run(workCtx)
+	}()
+
+	g, gctx := errgroup.WithContext(ctx)
+	for _, s := range r.cfg.Streams {
+		g.Go(func() error { r.readLoop(gctx, workCtx, s); return nil })
+		g.Go(func() error { r.claimLoop(gctx, workCtx, s); return nil })
+	}
+	g.Go(func() error { r.renewLoop(gctx, workCtx); return nil })
+	_ = g.Wait()
+	close(r.stopping)
+
+	drained := make(chan struct{})
+	go func() {
+		r.work.Wait()
+		close(drained)
+	}()
+	select {
+	case <-drained:
+	case <-time.After(r.cfg.DrainTimeout):
+		r.log.Warn("drain timeout; in-flight messages stay pending and will be redelivered")
+		cancelWork()
+		<-drained
+	}
+	r.acks.close()
+	<-ackDone
+	return nil
+}
+
+func (r *Router) ensureGroup(ctx context.Context, stream string) error {
+	b := newBackoff(100*time.Millisecond, 5*time.Second)
+	for {
+		err := r.deps.Source.EnsureGroup(ctx, stream)
+		if err == nil {
+			return nil
+		}
+		r.deps.Metrics.Errors.WithLabelValues("xgroup_create").Inc()
+		r.log.Warn("create consumer group failed; retrying", "stream", stream, "err", err)
+		if !b.wait(ctx) {
+			return fmt.Errorf("create group on %s: %w", stream, err)
+		}
+	}
+}
