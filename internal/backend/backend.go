@@ -135,6 +135,10 @@ func (b *Backend) Stats() Stats {
 	}
 }
 
+// ResetMaxInFlight restarts the MaxInFlight high-water mark from the
+// current in-flight count, so a benchmark can measure one run at a time.
+func (b *Backend) ResetMaxInFlight() { b.maxIn.Store(b.inflight.Load()) }
+
 // Serve answers requests on ln until Shutdown.
 func (b *Backend) Serve(ln net.Listener) error { return b.srv.Serve(ln) }
 

@@ -1,0 +1,165 @@
+// Command bench is the gateway's measuring instrument: it starts (or
+// reuses) Redis and Consul, in-process backend instances registered in
+// Consul, a producer, and the consumer under test as a separate process,
+// either the gateway (./cmd/gateway) or the floor (the thinnest pipeline
+// doing the same job), and reports throughput, end-to-end latency from the
+// intended send time, per-instance share, peak RSS and CPU per message.
+//
+//	go run ./bench -scenario throughput
+//	go run ./bench -scenario all
+//
+// See bench/README.md for the scenarios and how to read the output.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// options are the command-line flags.
+type options struct {
+	scenario    string
+	redisAddr   string
+	consulAddr  string
+	gatewayBin  string
+	outDir      string
+	messages    int
+	rate        float64
+	duration    time.Duration
+	instances   int
+	routes      int
+	latency     string
+	slowLat     string
+	slowFactor  float64
+	algorithms  string
+	ruleCounts  string
+	reloadEvery time.Duration
+	batch       int
+	inflight    int
+	timeout     time.Duration
+}
+
+func main() {
+	if len(os.Args) > 1 && os.Args[1] == "floor-worker" {
+		if err := floorMain(os.Args[2:]); err != nil {
+			fmt.Fprintln(os.Stderr, "floor-worker:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	var o options
+	flag.StringVar(&o.scenario, "scenario", "throughput", "throughput | latency | slow | rules | reload | floor | all")
+	flag.StringVar(&o.redisAddr, "redis", "", "reuse this Redis (host:port) instead of starting redis-server")
+	flag.StringVar(&o.consulAddr, "consul", "", "reuse this Consul agent (host:port) instead of starting one")
+	flag.StringVar(&o.gatewayBin, "gateway-bin", "", "prebuilt gateway binary (default: go build ./cmd/gateway)")
+	flag.StringVar(&o.outDir, "out", "", "directory for JSON and SVG results (default <repo>/bench/out)")
+	flag.IntVar(&o.messages, "messages", 0, "messages per closed-loop run (default per scenario)")
+	flag.Float64Var(&o.rate, "rate", 0, "open-loop rate, msg/s (default per scenario)")
+	flag.DurationVar(&o.duration, "duration", 15*time.Second, "length of open-loop runs")
+	flag.IntVar(&o.instances, "instances", 10, "backend instances")
+	flag.IntVar(&o.routes, "routes", 100, "routes in the rules file (throughput, latency, reload)")
+	flag.StringVar(&o.latency, "latency", "0", `backend service time: "0", "2ms" or "lognormal:MEDIAN:P99"`)
+	flag.StringVar(&o.slowLat, "slow-latency", "2ms", "service time of the fast instances in the slow scenario")
+	flag.Float64Var(&o.slowFactor, "slow-factor", 10, "the slow instance's service time multiplier")
+	flag.StringVar(&o.algorithms, "algorithms", "peak_ewma,least_pending,round_robin,random", "balancer.algorithm values for the slow scenario")
+	flag.StringVar(&o.ruleCounts, "rule-counts", "10,1000,10000", "route counts for the rules scenario")
+	flag.DurationVar(&o.reloadEvery, "reload-every", 200*time.Millisecond, "rules rewrite period in the reload scenario")
+	flag.IntVar(&o.batch, "batch", 256, "consumer.batch (XREADGROUP COUNT) for gateway and floor")
+	flag.IntVar(&o.inflight, "inflight", 512, "consumer.max_inflight for gateway and floor")
+	flag.DurationVar(&o.timeout, "timeout", 2*time.Minute, "deadline of each run")
+	flag.Parse()
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, o); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, o options) error {
+	root, err := repoRoot()
+	if err != nil {
+		return err
+	}
+	if o.outDir == "" {
+		o.outDir = filepath.Join(root, "bench", "out")
+	}
+	tmp, err := os.MkdirTemp("", "gateway-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+
+	e, err := startEnv(ctx, o.redisAddr, o.consulAddr, root, tmp)
+	if err != nil {
+		return err
+	}
+	defer e.Close()
+	fmt.Printf("redis %s, consul %s\n", e.RedisAddr, e.ConsulAddr)
+	rdb := redis.NewClient(&redis.Options{Addr: e.RedisAddr, PoolSize: 8})
+	defer rdb.Close()
+
+	h := &harness{env: e, rdb: rdb, repoRoot: root, dir: tmp, batch: o.batch, inflight: o.inflight, log: os.Stdout}
+	defer h.closeFleets()
+	h.gatewayBin = o.gatewayBin
+	if h.gatewayBin == "" && o.scenario != "floor" {
+		bin, err := buildGateway(ctx, root, tmp)
+		if err != nil {
+			fmt.Printf("gateway unavailable, running the floor only: %v\n", err)
+		}
+		h.gatewayBin = bin
+	}
+
+	names := []string{o.scenario}
+	if o.scenario == "all" {
+		names = []string{"throughput", "latency", "slow", "rules", "reload"}
+	}
+	for _, name := range names {
+		sc, ok := scenarios[name]
+		if !ok {
+			return fmt.Errorf("unknown scenario %q (want one of %s)", name, strings.Join(scenarioNames(), ", "))
+		}
+		h.scenario = name
+		fmt.Printf("== scenario %s\n", name)
+		started := time.Now()
+		results, err := sc(ctx, h, o)
+		if len(results) > 0 {
+			if werr := writeReport(o.outDir, name, started, o, results); werr != nil {
+				err = errors.Join(err, werr)
+			}
+		}
+		if err != nil {
+			return fmt.Errorf("scenario %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+// repoRoot finds the gateway module's root from the working directory.
+func repoRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if b, err := os.ReadFile(filepath.Join(dir, "go.mod")); err == nil && strings.Contains(string(b), "module github.com/msgroute/gateway\n") {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("run bench from inside the gateway repository (go.mod not found)")
+		}
+		dir = parent
+	}
+}

@@ -1,0 +1,150 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"time"
+)
+
+// report is the JSON document one scenario writes.
+type report struct {
+	Scenario    string       `json:"scenario"`
+	Started     time.Time    `json:"started"`
+	Command     string       `json:"command"`
+	Host        hostInfo     `json:"host"`
+	Results     []result     `json:"results"`
+	Comparisons []comparison `json:"vs_floor"`
+}
+
+type hostInfo struct {
+	CPUs     int    `json:"cpus"`
+	CPUModel string `json:"cpu_model"`
+	Go       string `json:"go"`
+}
+
+// comparison is a gateway run set against the floor run of the same
+// scenario at the same offered load.
+type comparison struct {
+	Name            string  `json:"name"`
+	Floor           string  `json:"floor"`
+	ThroughputRatio float64 `json:"throughput_ratio"` // gateway / floor
+	P99DeltaMs      float64 `json:"p99_delta_ms"`     // gateway - floor
+	CPUPerMsgRatio  float64 `json:"cpu_per_msg_ratio"`
+	RSSRatio        float64 `json:"rss_ratio"`
+}
+
+// compare pairs every gateway result with the floor result at the same
+// offered rate (closed loop with closed loop).
+func compare(results []result) []comparison {
+	var out []comparison
+	for _, g := range results {
+		if g.Target != "gateway" {
+			continue
+		}
+		for _, f := range results {
+			if f.Target != "floor" || f.Offered != g.Offered {
+				continue
+			}
+			out = append(out, comparison{
+				Name: g.Name, Floor: f.Name,
+				ThroughputRatio: ratio(g.Throughput, f.Throughput),
+				P99DeltaMs:      g.E2E.P99 - f.E2E.P99,
+				CPUPerMsgRatio:  ratio(g.CPUPerMsgUs, f.CPUPerMsgUs),
+				RSSRatio:        ratio(g.PeakRSSMiB, f.PeakRSSMiB),
+			})
+			break
+		}
+	}
+	return out
+}
+
+func ratio(a, b float64) float64 {
+	if b == 0 {
+		return 0
+	}
+	return a / b
+}
+
+// writeReport prints the table and writes NAME-TIME.json and .svg to dir.
+func writeReport(dir, scenario string, started time.Time, o options, results []result) error {
+	rep := report{
+		Scenario: scenario, Started: started, Command: strings.Join(os.Args, " "),
+		Host:    hostInfo{CPUs: runtime.NumCPU(), CPUModel: cpuModel(), Go: runtime.Version()},
+		Results: results, Comparisons: compare(results),
+	}
+	printTable(os.Stdout, rep)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	base := filepath.Join(dir, fmt.Sprintf("%s-%s", scenario, started.Format("20060102-150405")))
+	b, err := json.MarshalIndent(rep, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(base+".json", append(b, '\n'), 0o644); err != nil {
+		return err
+	}
+	if err := os.WriteFile(base+".svg", latencyChart(scenario, results), 0o644); err != nil {
+		return err
+	}
+	fmt.Printf("wrote %s.json and %s.svg\n", base, base)
+	return nil
+}
+
+// printTable writes the results as a Markdown table, the form README uses.
+func printTable(w io.Writer, rep report) {
+	fmt.Fprintf(w, "\n### %s (%d CPUs, %s)\n\n", rep.Scenario, rep.Host.CPUs, rep.Host.CPUModel)
+	fmt.Fprintln(w, "| run | offered msg/s | received | msg/s | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | peak RSS MiB | CPU us/msg | slow share | lost | dup | dlq |")
+	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+	for _, r := range rep.Results {
+		offered := "closed"
+		if r.Offered > 0 {
+			offered = fmt.Sprintf("%.0f", r.Offered)
+		}
+		slow := "-"
+		if r.Slow > 0 {
+			slow = fmt.Sprintf("%.1f%%", 100*r.slowShare())
+		}
+		fmt.Fprintf(w, "| %s | %s | %d/%d | %.0f | %.2f | %.2f | %.2f | %.2f | %.1f | %.1f | %.1f | %s | %d | %d | %d |\n",
+			r.Name, offered, r.Received, r.Messages, r.Throughput, r.E2E.P50, r.E2E.P90, r.E2E.P99, r.E2E.P999, r.E2E.Max,
+			r.PeakRSSMiB, r.CPUPerMsgUs, slow, r.Lost, r.Duplicates, r.DLQ)
+	}
+	if len(rep.Comparisons) > 0 {
+		fmt.Fprintln(w, "\n| gateway run | vs | throughput ratio | p99 delta ms | CPU/msg ratio | RSS ratio |")
+		fmt.Fprintln(w, "|---|---|---|---|---|---|")
+		for _, c := range rep.Comparisons {
+			fmt.Fprintf(w, "| %s | %s | %.2fx | %+.2f | %.2fx | %.2fx |\n", c.Name, c.Floor, c.ThroughputRatio, c.P99DeltaMs, c.CPUPerMsgRatio, c.RSSRatio)
+		}
+	}
+	for _, r := range rep.Results {
+		if r.Reloads > 0 {
+			fmt.Fprintf(w, "\n%s: rules file rewritten %d times; gateway reported %.0f successful and %.0f failed reloads.\n",
+				r.Name, r.Reloads, r.ReloadsSeen, r.ReloadErrors)
+		}
+		if r.ExitError != "" {
+			fmt.Fprintf(w, "\n%s: consumer exit on SIGTERM: %s\n", r.Name, r.ExitError)
+		}
+	}
+	fmt.Fprintln(w)
+}
+
+func cpuModel() string {
+	f, err := os.Open("/proc/cpuinfo")
+	if err != nil {
+		return "unknown"
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if k, v, ok := strings.Cut(sc.Text(), ":"); ok && strings.TrimSpace(k) == "model name" {
+			return strings.TrimSpace(v)
+		}
+	}
+	return "unknown"
+}

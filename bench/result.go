@@ -1,0 +1,74 @@
+package main
+
+import "time"
+
+// runSpec is one measured run: one consumer (gateway or floor) draining
+// Messages produced closed-loop (Rate 0) or open-loop at Rate per second.
+type runSpec struct {
+	Name      string // label in reports: "floor", "gateway", "gateway/peak_ewma"
+	Target    string // "gateway" or "floor"
+	Fleet     *fleet
+	Messages  int
+	Rate      float64
+	Routes    int
+	Algorithm string
+	// ReloadEvery > 0 rewrites the rules file at that period during the run.
+	ReloadEvery time.Duration
+	Timeout     time.Duration
+
+	adminAddr string // set by run for the gateway
+}
+
+// result is what a run measured. Every number comes from this run.
+type result struct {
+	Scenario  string  `json:"scenario"`
+	Name      string  `json:"name"`
+	Target    string  `json:"target"`
+	Algorithm string  `json:"algorithm,omitempty"`
+	Routes    int     `json:"routes,omitempty"`
+	Instances int     `json:"instances"`
+	Latency   string  `json:"backend_latency"`
+	Slow      int     `json:"slow_instances,omitempty"`
+	Offered   float64 `json:"offered_rate,omitempty"` // msg/s, open loop; 0 = closed loop
+
+	Messages   int     `json:"messages"`
+	Received   int     `json:"received"` // distinct messages delivered
+	Lost       int     `json:"lost"`     // never delivered before the deadline
+	Duplicates int     `json:"duplicates"`
+	DLQ        int64   `json:"dlq_entries"`
+	Pending    int64   `json:"pending_after"` // unacked entries left in the group
+	Completed  bool    `json:"completed"`     // every message delivered in time
+	ElapsedSec float64 `json:"elapsed_sec"`   // first XADD to last first-receipt
+	Throughput float64 `json:"throughput"`    // received / elapsed, msg/s
+
+	E2E latencySummary `json:"e2e_latency"` // receipt minus intended send time
+
+	PeakRSSMiB   float64 `json:"peak_rss_mib"` // VmHWM of the consumer process
+	CPUSec       float64 `json:"cpu_sec"`      // consumer utime+stime during the run
+	CPUPerMsgUs  float64 `json:"cpu_per_msg_us"`
+	ExitError    string  `json:"exit_error,omitempty"` // consumer's exit on SIGTERM
+	Reloads      int     `json:"rules_writes,omitempty"`
+	ReloadsSeen  float64 `json:"reloads_ok_metric,omitempty"` // gateway_rules_reloads_total{result="success"}
+	ReloadErrors float64 `json:"reloads_failed_metric,omitempty"`
+
+	PerInstance []instanceShare `json:"per_instance"`
+}
+
+type instanceShare struct {
+	ID          string  `json:"id"`
+	Slow        bool    `json:"slow,omitempty"`
+	Received    int64   `json:"received"`
+	Share       float64 `json:"share"`
+	MaxInFlight int64   `json:"max_inflight"`
+}
+
+// slowShare is the fraction of messages the slow instances received.
+func (r result) slowShare() float64 {
+	var s float64
+	for _, in := range r.PerInstance {
+		if in.Slow {
+			s += in.Share
+		}
+	}
+	return s
+}
