@@ -1,8 +1,6 @@
 package rules
 
 import (
-	"encoding/json"
-
 	"github.com/expr-lang/expr/types"
 	"github.com/expr-lang/expr/vm"
 )
@@ -128,17 +126,4 @@ func (st *evalState) decodeBody() (any, bodyState) {
 		st.env[varBody] = st.body
 	}
 	return st.body, st.state
-}
-
-// decodeJSON decodes payload into the values encoding/json produces for an
-// any: map[string]any, []any, string, float64, bool or nil.
-func decodeJSON(payload string) (any, bodyState) {
-	if payload == "" {
-		return nil, bodyInvalid
-	}
-	var v any
-	if err := json.Unmarshal([]byte(payload), &v); err != nil {
-		return nil, bodyInvalid
-	}
-	return v, bodyJSON
 }

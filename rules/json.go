@@ -1,0 +1,328 @@
+package rules
+
+import (
+	"errors"
+	"strconv"
+	"strings"
+	"unicode/utf16"
+	"unicode/utf8"
+)
+
+// The payload decoder. Decoding the body is most of the cost of matching a
+// message, and encoding/json spends it on reflection and on copying: this
+// decoder makes one pass over the payload string, slices keys and unescaped
+// strings out of it without copying, and produces exactly the values
+// encoding/json would for an `any` (map[string]any, []any, string, float64,
+// bool, nil), accepting and rejecting the same inputs. FuzzDecodeJSON holds
+// it to that.
+
+// maxJSONDepth matches encoding/json's nesting limit.
+const maxJSONDepth = 10000
+
+var errJSON = errors.New("invalid JSON")
+
+// decodeJSON decodes payload; the state is bodyInvalid when it is not
+// exactly one JSON value (surrounding whitespace allowed).
+func decodeJSON(payload string) (any, bodyState) {
+	d := jsonDecoder{s: payload}
+	d.skipSpace()
+	v, err := d.value(0)
+	if err != nil {
+		return nil, bodyInvalid
+	}
+	d.skipSpace()
+	if d.i != len(d.s) {
+		return nil, bodyInvalid
+	}
+	return v, bodyJSON
+}
+
+type jsonDecoder struct {
+	s string
+	i int
+}
+
+func (d *jsonDecoder) skipSpace() {
+	for d.i < len(d.s) {
+		switch d.s[d.i] {
+		case ' ', '\t', '\n', '\r':
+			d.i++
+		default:
+			return
+		}
+	}
+}
+
+func (d *jsonDecoder) value(depth int) (any, error) {
+	if d.i >= len(d.s) {
+		return nil, errJSON
+	}
+	switch c := d.s[d.i]; {
+	case c == '{':
+		return d.object(depth + 1)
+	case c == '[':
+		return d.array(depth + 1)
+	case c == '"':
+		return d.str()
+	case c == '-' || c >= '0' && c <= '9':
+		return d.number()
+	case strings.HasPrefix(d.s[d.i:], "true"):
+		d.i += 4
+		return true, nil
+	case strings.HasPrefix(d.s[d.i:], "false"):
+		d.i += 5
+		return false, nil
+	case strings.HasPrefix(d.s[d.i:], "null"):
+		d.i += 4
+		return nil, nil
+	}
+	return nil, errJSON
+}
+
+func (d *jsonDecoder) object(depth int) (any, error) {
+	if depth > maxJSONDepth {
+		return nil, errJSON
+	}
+	d.i++ // {
+	// A hint of 8 allocates the map's first group up front instead of
+	// growing into it on the first insert; payload objects are small.
+	m := make(map[string]any, 8)
+	d.skipSpace()
+	if d.i < len(d.s) && d.s[d.i] == '}' {
+		d.i++
+		return m, nil
+	}
+	for {
+		if d.i >= len(d.s) || d.s[d.i] != '"' {
+			return nil, errJSON
+		}
+		k, err := d.str()
+		if err != nil {
+			return nil, err
+		}
+		d.skipSpace()
+		if d.i >= len(d.s) || d.s[d.i] != ':' {
+			return nil, errJSON
+		}
+		d.i++
+		d.skipSpace()
+		v, err := d.value(depth)
+		if err != nil {
+			return nil, err
+		}
+		m[k] = v
+		d.skipSpace()
+		if d.i >= len(d.s) {
+			return nil, errJSON
+		}
+		switch d.s[d.i] {
+		case ',':
+			d.i++
+			d.skipSpace()
+		case '}':
+			d.i++
+			return m, nil
+		default:
+			return nil, errJSON
+		}
+	}
+}
+
+func (d *jsonDecoder) array(depth int) (any, error) {
+	if depth > maxJSONDepth {
+		return nil, errJSON
+	}
+	d.i++ // [
+	a := []any{}
+	d.skipSpace()
+	if d.i < len(d.s) && d.s[d.i] == ']' {
+		d.i++
+		return a, nil
+	}
+	for {
+		v, err := d.value(depth)
+		if err != nil {
+			return nil, err
+		}
+		a = append(a, v)
+		d.skipSpace()
+		if d.i >= len(d.s) {
+			return nil, errJSON
+		}
+		switch d.s[d.i] {
+		case ',':
+			d.i++
+			d.skipSpace()
+		case ']':
+			d.i++
+			return a, nil
+		default:
+			return nil, errJSON
+		}
+	}
+}
+
+// str reads a string. Without escapes or invalid UTF-8 it is a slice of the
+// payload; otherwise it is rebuilt, invalid bytes and lone surrogates
+// becoming U+FFFD as encoding/json does.
+func (d *jsonDecoder) str() (string, error) {
+	start := d.i + 1
+	i := start
+	simple := true
+	for {
+		if i >= len(d.s) {
+			return "", errJSON
+		}
+		c := d.s[i]
+		if c == '"' {
+			break
+		}
+		if c < 0x20 {
+			return "", errJSON
+		}
+		if c == '\\' {
+			simple = false
+			i += 2
+			continue
+		}
+		if c >= utf8.RuneSelf {
+			simple = false
+		}
+		i++
+	}
+	raw := d.s[start:i]
+	d.i = i + 1
+	if simple {
+		return raw, nil
+	}
+	return unquote(raw)
+}
+
+func unquote(raw string) (string, error) {
+	if !strings.Contains(raw, `\`) && utf8.ValidString(raw) {
+		return raw, nil
+	}
+	b := make([]byte, 0, len(raw))
+	for i := 0; i < len(raw); {
+		c := raw[i]
+		if c >= utf8.RuneSelf {
+			r, size := utf8.DecodeRuneInString(raw[i:])
+			b = utf8.AppendRune(b, r) // RuneError for invalid bytes
+			i += size
+			continue
+		}
+		if c != '\\' {
+			b = append(b, c)
+			i++
+			continue
+		}
+		if i+1 >= len(raw) {
+			return "", errJSON
+		}
+		switch e := raw[i+1]; e {
+		case '"', '\\', '/':
+			b = append(b, e)
+		case 'b':
+			b = append(b, '\b')
+		case 'f':
+			b = append(b, '\f')
+		case 'n':
+			b = append(b, '\n')
+		case 'r':
+			b = append(b, '\r')
+		case 't':
+			b = append(b, '\t')
+		case 'u':
+			r, ok := hex4(raw[i+2:])
+			if !ok {
+				return "", errJSON
+			}
+			i += 6
+			if utf16.IsSurrogate(r) {
+				if r2, ok := hex4(strings.TrimPrefix(raw[i:], `\u`)); ok && strings.HasPrefix(raw[i:], `\u`) {
+					if dec := utf16.DecodeRune(r, r2); dec != utf8.RuneError {
+						b = utf8.AppendRune(b, dec)
+						i += 6
+						continue
+					}
+				}
+				r = utf8.RuneError
+			}
+			b = utf8.AppendRune(b, r)
+			continue
+		default:
+			return "", errJSON
+		}
+		i += 2
+	}
+	return string(b), nil
+}
+
+func hex4(s string) (rune, bool) {
+	if len(s) < 4 {
+		return 0, false
+	}
+	var r rune
+	for _, c := range []byte(s[:4]) {
+		switch {
+		case c >= '0' && c <= '9':
+			c -= '0'
+		case c >= 'a' && c <= 'f':
+			c = c - 'a' + 10
+		case c >= 'A' && c <= 'F':
+			c = c - 'A' + 10
+		default:
+			return 0, false
+		}
+		r = r<<4 | rune(c)
+	}
+	return r, true
+}
+
+// number validates the JSON number grammar, then parses it as float64.
+func (d *jsonDecoder) number() (any, error) {
+	start := d.i
+	i := d.i
+	if d.s[i] == '-' {
+		i++
+	}
+	switch {
+	case i < len(d.s) && d.s[i] == '0':
+		i++
+	case i < len(d.s) && d.s[i] >= '1' && d.s[i] <= '9':
+		i = digits(d.s, i)
+	default:
+		return nil, errJSON
+	}
+	if i < len(d.s) && d.s[i] == '.' {
+		j := digits(d.s, i+1)
+		if j == i+1 {
+			return nil, errJSON
+		}
+		i = j
+	}
+	if i < len(d.s) && (d.s[i] == 'e' || d.s[i] == 'E') {
+		i++
+		if i < len(d.s) && (d.s[i] == '+' || d.s[i] == '-') {
+			i++
+		}
+		j := digits(d.s, i)
+		if j == i {
+			return nil, errJSON
+		}
+		i = j
+	}
+	d.i = i
+	f, err := strconv.ParseFloat(d.s[start:i], 64)
+	if err != nil {
+		return nil, errJSON // out of range: encoding/json rejects it too
+	}
+	return f, nil
+}
+
+func digits(s string, i int) int {
+	for i < len(s) && s[i] >= '0' && s[i] <= '9' {
+		i++
+	}
+	return i
+}
