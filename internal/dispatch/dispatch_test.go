@@ -1,0 +1,148 @@
+package dispatch
+
+import (
+	"errors"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/msgroute/gateway/rules"
+)
+
+// server is a real loopback fasthttp server recording the last request.
+func server(t *testing.T, status int) (string, chan *fasthttp.Request) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan *fasthttp.Request, 16)
+	srv := &fasthttp.Server{Handler: func(c *fasthttp.RequestCtx) {
+		r := &fasthttp.Request{}
+		c.Request.CopyTo(r)
+		got <- r
+		c.SetStatusCode(status)
+		c.SetContentType("text/plain")
+		c.SetBodyString("answer")
+	}}
+	go srv.Serve(ln)
+	t.Cleanup(func() { _ = srv.Shutdown() })
+	return ln.Addr().String(), got
+}
+
+func msg(fields map[string]string) *rules.Message {
+	return rules.NewMessage("orders", "1-0", fields, 1)
+}
+
+func TestDoSendsContractHeaders(t *testing.T) {
+	addr, got := server(t, 201)
+	d, err := New(Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := msg(map[string]string{"payload": `{"a":1}`, "tenant": "acme", "order_id": "7", "correlation_id": "c1"})
+	res, err := d.Do(&Request{Addr: addr, Method: "PUT", Path: "/x?y=1", Route: "r1", Msg: m, Attempt: 2, KeepBody: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Status != 201 || string(res.Body) != "answer" || res.ContentType != "text/plain" {
+		t.Errorf("result = %+v", res)
+	}
+	r := <-got
+	want := map[string]string{
+		"Content-Type": "application/json", "X-Message-Id": "1-0", "X-Stream": "orders", "X-Route": "r1",
+		"X-Correlation-Id": "c1", "Idempotency-Key": "orders/1-0/r1", "X-Delivery-Attempt": "2",
+		"X-Msg-Tenant": "acme", "X-Msg-Order_id": "7",
+	}
+	for k, v := range want {
+		if g := string(r.Header.Peek(k)); g != v {
+			t.Errorf("header %s = %q, want %q", k, g, v)
+		}
+	}
+	if string(r.Header.Method()) != "PUT" || string(r.RequestURI()) != "/x?y=1" || string(r.Body()) != `{"a":1}` {
+		t.Errorf("request = %s %s %q", r.Header.Method(), r.RequestURI(), r.Body())
+	}
+}
+
+func TestDoDropsUnsafeAttributes(t *testing.T) {
+	addr, got := server(t, 200)
+	d, _ := New(Config{})
+	m := msg(map[string]string{
+		"payload": "x", "ok": "fine",
+		"evil":           "a\r\nX-Injected: 1",
+		"bad name":       "v",
+		"nul":            "a\x00b",
+		"X-Message-Id":   "spoof", // forwarded as X-Msg-X-message-id, never overriding
+		"tab":            "a\tb",
+		"looooong" + "x": string(make([]byte, 9000)),
+	})
+	res, err := d.Do(&Request{Addr: addr, Method: "POST", Path: "/", Route: "r", Msg: m, Attempt: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Dropped != 4 {
+		t.Errorf("dropped = %d, want 4", res.Dropped)
+	}
+	r := <-got
+	if v := r.Header.Peek("X-Injected"); v != nil {
+		t.Errorf("header injection got through: %q", v)
+	}
+	if string(r.Header.Peek("X-Message-Id")) != "1-0" || string(r.Header.Peek("X-Msg-Ok")) != "fine" || string(r.Header.Peek("X-Msg-Tab")) != "a\tb" {
+		t.Errorf("headers = %s", r.Header.String())
+	}
+}
+
+func TestDoRejectsPathsLeavingTheInstance(t *testing.T) {
+	d, _ := New(Config{})
+	for _, p := range []string{"", "orders", "//evil.example/x", "/a b", "/a\r\nHost: x", "/#frag", "http://evil/"} {
+		_, err := d.Do(&Request{Addr: "127.0.0.1:1", Method: "POST", Path: p, Route: "r", Msg: msg(nil), Attempt: 1})
+		if !errors.Is(err, ErrBadPath) {
+			t.Errorf("Do(path %q) error = %v, want ErrBadPath", p, err)
+		}
+	}
+}
+
+func TestDoTransportErrors(t *testing.T) {
+	d, _ := New(Config{Timeout: 200 * time.Millisecond})
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens: connection refused
+	if _, err := d.Do(&Request{Addr: addr, Method: "POST", Path: "/", Route: "r", Msg: msg(nil), Attempt: 1}); err == nil {
+		t.Error("refused connection gave no error")
+	}
+	// A server that accepts and never answers: timeout.
+	hang, _ := net.Listen("tcp", "127.0.0.1:0")
+	defer hang.Close()
+	go func() {
+		for {
+			c, err := hang.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close()
+		}
+	}()
+	start := time.Now()
+	_, err := d.Do(&Request{Addr: hang.Addr().String(), Method: "POST", Path: "/", Route: "r", Msg: msg(nil), Attempt: 1})
+	if !errors.Is(err, fasthttp.ErrTimeout) {
+		t.Errorf("hanging server error = %v, want timeout", err)
+	}
+	if e := time.Since(start); e > 2*time.Second {
+		t.Errorf("timeout took %s, want about 200ms", e)
+	}
+}
+
+func BenchmarkBuild(b *testing.B) {
+	m := msg(map[string]string{"payload": `{"id":1,"total":10}`, "type": "order.created", "tenant": "acme"})
+	r := &Request{Addr: "127.0.0.1:8080", Method: "POST", Path: "/orders", Route: "orders", Msg: m, Attempt: 1}
+	b.ReportAllocs()
+	for b.Loop() {
+		req := fasthttp.AcquireRequest()
+		if _, err := build(req, r); err != nil {
+			b.Fatal(err)
+		}
+		fasthttp.ReleaseRequest(req)
+	}
+}
