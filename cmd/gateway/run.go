@@ -86,7 +86,7 @@ func serve(ctx context.Context, cfg *config.Config, set *rules.Set, log *slog.Lo
 	}
 	disc.SetServices(set.Services())
 
-	watcher, err := rulewatch.New(rulewatch.Config{Path: cfg.Rules.Path, Logger: log},
+	watcher, err := rulewatch.New(rulewatch.Config{Path: cfg.Rules.Path, Version: set.Version(), Logger: log},
 		func(s *rules.Set) {
 			holder.Store(s)
 			disc.SetServices(s.Services())
