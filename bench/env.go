@@ -22,6 +22,7 @@ type env struct {
 	ConsulAddr string
 	dir        string
 	procs      []*proc
+	redisPid   int // 0 when reused
 }
 
 // startEnv starts what is not given. repoRoot locates .tools/bin/consul.
@@ -63,6 +64,7 @@ func (e *env) startRedis(ctx context.Context) error {
 		return err
 	}
 	e.procs = append(e.procs, p)
+	e.redisPid = p.Pid()
 	c := redis.NewClient(&redis.Options{Addr: e.RedisAddr})
 	defer c.Close()
 	return waitUntil(ctx, 10*time.Second, p, func() error { return c.Ping(ctx).Err() })

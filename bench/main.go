@@ -47,6 +47,7 @@ type options struct {
 	batch       int
 	inflight    int
 	timeout     time.Duration
+	tick        time.Duration
 }
 
 func main() {
@@ -77,6 +78,7 @@ func main() {
 	flag.IntVar(&o.batch, "batch", 256, "consumer.batch (XREADGROUP COUNT) for gateway and floor")
 	flag.IntVar(&o.inflight, "inflight", 512, "consumer.max_inflight for gateway and floor")
 	flag.DurationVar(&o.timeout, "timeout", 2*time.Minute, "deadline of each run")
+	flag.DurationVar(&o.tick, "tick", 500*time.Microsecond, "open-loop producer wakes at most once per tick (0: per message)")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -110,7 +112,7 @@ func run(ctx context.Context, o options) error {
 	rdb := redis.NewClient(&redis.Options{Addr: e.RedisAddr, PoolSize: 8})
 	defer rdb.Close()
 
-	h := &harness{env: e, rdb: rdb, repoRoot: root, dir: tmp, batch: o.batch, inflight: o.inflight, log: os.Stdout}
+	h := &harness{env: e, rdb: rdb, repoRoot: root, dir: tmp, batch: o.batch, inflight: o.inflight, log: os.Stdout, tick: o.tick}
 	defer h.closeFleets()
 	h.gatewayBin = o.gatewayBin
 	if h.gatewayBin == "" && o.scenario != "floor" {

@@ -100,8 +100,8 @@ func writeReport(dir, scenario string, started time.Time, o options, results []r
 // printTable writes the results as a Markdown table, the form README uses.
 func printTable(w io.Writer, rep report) {
 	fmt.Fprintf(w, "\n### %s (%d CPUs, %s)\n\n", rep.Scenario, rep.Host.CPUs, rep.Host.CPUModel)
-	fmt.Fprintln(w, "| run | offered msg/s | received | msg/s | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | peak RSS MiB | CPU us/msg | slow share | lost | dup | dlq |")
-	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+	fmt.Fprintln(w, "| run | offered msg/s | received | msg/s | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | peak RSS MiB | CPU us/msg | bench+redis us/msg | load | slow share | lost | dup | dlq |")
+	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 	for _, r := range rep.Results {
 		offered := "closed"
 		if r.Offered > 0 {
@@ -111,9 +111,9 @@ func printTable(w io.Writer, rep report) {
 		if r.Slow > 0 {
 			slow = fmt.Sprintf("%.1f%%", 100*r.slowShare())
 		}
-		fmt.Fprintf(w, "| %s | %s | %d/%d | %.0f | %.2f | %.2f | %.2f | %.2f | %.1f | %.1f | %.1f | %s | %d | %d | %d |\n",
+		fmt.Fprintf(w, "| %s | %s | %d/%d | %.0f | %.2f | %.2f | %.2f | %.2f | %.1f | %.1f | %.1f | %.1f+%.1f | %.1f | %s | %d | %d | %d |\n",
 			r.Name, offered, r.Received, r.Messages, r.Throughput, r.E2E.P50, r.E2E.P90, r.E2E.P99, r.E2E.P999, r.E2E.Max,
-			r.PeakRSSMiB, r.CPUPerMsgUs, slow, r.Lost, r.Duplicates, r.DLQ)
+			r.PeakRSSMiB, r.CPUPerMsgUs, r.BenchCPUPerMsgUs, r.RedisCPUPerMsgUs, r.LoadAvg, slow, r.Lost, r.Duplicates, r.DLQ)
 	}
 	if len(rep.Comparisons) > 0 {
 		fmt.Fprintln(w, "\n| gateway run | vs | throughput ratio | p99 delta ms | CPU/msg ratio | RSS ratio |")

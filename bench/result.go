@@ -43,9 +43,15 @@ type result struct {
 
 	E2E latencySummary `json:"e2e_latency"` // receipt minus intended send time
 
-	PeakRSSMiB   float64 `json:"peak_rss_mib"` // VmHWM of the consumer process
-	CPUSec       float64 `json:"cpu_sec"`      // consumer utime+stime during the run
-	CPUPerMsgUs  float64 `json:"cpu_per_msg_us"`
+	PeakRSSMiB  float64 `json:"peak_rss_mib"` // VmHWM of the consumer process
+	CPUSec      float64 `json:"cpu_sec"`      // consumer utime+stime during the run
+	CPUPerMsgUs float64 `json:"cpu_per_msg_us"`
+	// CPU the other local tenants spent per message: the bench process
+	// (producer and backends) and redis-server (0 when reused).
+	BenchCPUPerMsgUs float64 `json:"bench_cpu_per_msg_us"`
+	RedisCPUPerMsgUs float64 `json:"redis_cpu_per_msg_us,omitempty"`
+	// LoadAvg is the machine's 1-minute load average at the end of the run.
+	LoadAvg      float64 `json:"loadavg_1m"`
 	ExitError    string  `json:"exit_error,omitempty"` // consumer's exit on SIGTERM
 	Reloads      int     `json:"rules_writes,omitempty"`
 	ReloadsSeen  float64 `json:"reloads_ok_metric,omitempty"` // gateway_rules_reloads_total{result="success"}

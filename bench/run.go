@@ -27,6 +27,7 @@ type harness struct {
 	scenario   string
 	seq        int
 	fleets     []*fleet
+	tick       time.Duration // open-loop producer wake-up period
 }
 
 // run performs one measured run and returns what it measured.
@@ -94,7 +95,8 @@ func (h *harness) run(ctx context.Context, spec runSpec) (result, error) {
 	if err != nil {
 		return result{}, err
 	}
-	prod := &producer{rdb: h.rdb, stream: stream, total: spec.Messages, routes: max(spec.Routes, 1), rate: spec.Rate, batch: 256}
+	side := h.sideCPU()
+	prod := &producer{rdb: h.rdb, stream: stream, total: spec.Messages, routes: max(spec.Routes, 1), rate: spec.Rate, batch: 256, tick: h.tick}
 	runCtx, cancel := context.WithTimeout(ctx, spec.Timeout)
 	defer cancel()
 	g, gctx := errgroup.WithContext(runCtx)
@@ -105,6 +107,7 @@ func (h *harness) run(ctx context.Context, spec runSpec) (result, error) {
 	}
 	completed := h.wait(gctx, spec, p, prod, rec)
 	after, statErr := readProcStat(p.Pid())
+	sideAfter := h.sideCPU()
 	cancel()
 	if err := g.Wait(); err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
 		return result{}, err
@@ -115,6 +118,13 @@ func (h *harness) run(ctx context.Context, spec runSpec) (result, error) {
 
 	res := h.collect(spec, rec, prod, before, after, completed)
 	res.Reloads = reloads
+	if res.Received > 0 {
+		res.BenchCPUPerMsgUs = float64((sideAfter[0] - side[0]).Microseconds()) / float64(res.Received)
+		if h.env.redisPid != 0 {
+			res.RedisCPUPerMsgUs = float64((sideAfter[1] - side[1]).Microseconds()) / float64(res.Received)
+		}
+	}
+	res.LoadAvg = loadAvg()
 	pending := h.waitAcked(ctx, stream, group)
 	res.Pending = pending
 	res.DLQ, _ = h.rdb.XLen(ctx, dlq).Result()
@@ -165,6 +175,34 @@ func (h *harness) wait(ctx context.Context, spec runSpec, p *proc, prod *produce
 			lastPrint, lastRecv = now, got
 		}
 	}
+}
+
+// sideCPU is the CPU time used so far by the bench process itself
+// (producer and backends) and by redis-server (when started here): the
+// other tenants of the machine's cores.
+func (h *harness) sideCPU() [2]time.Duration {
+	var out [2]time.Duration
+	if s, err := readProcStat(os.Getpid()); err == nil {
+		out[0] = s.CPU
+	}
+	if h.env.redisPid != 0 {
+		if s, err := readProcStat(h.env.redisPid); err == nil {
+			out[1] = s.CPU
+		}
+	}
+	return out
+}
+
+// loadAvg is /proc/loadavg's 1-minute figure: how busy the machine was
+// with everything, including work that is not this benchmark.
+func loadAvg() float64 {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return 0
+	}
+	var v float64
+	fmt.Sscanf(string(b), "%f", &v)
+	return v
 }
 
 // waitAcked waits up to 3 s for the group to have no pending entries and
