@@ -95,12 +95,15 @@ func join(s []string) string {
 	return out + "]"
 }
 
+// register registers reg and returns the time just before the call: the
+// update may be published before the call returns.
 func (f *consulFixture) register(t *testing.T, reg *api.AgentServiceRegistration) time.Time {
 	t.Helper()
+	at := time.Now()
 	if err := f.client.Agent().ServiceRegister(reg); err != nil {
 		t.Fatalf("register %s: %v", reg.ID, err)
 	}
-	return time.Now()
+	return at
 }
 
 func within(t *testing.T, what string, d time.Duration, limit time.Duration) {
@@ -143,22 +146,25 @@ func TestConsulRegistrationHealthAndOutage(t *testing.T) {
 	}
 
 	// A failing TTL check takes the instance out; passing brings it back.
+	at = time.Now()
 	if err := f.client.Agent().FailTTL("web-1-ttl", "test"); err != nil {
 		t.Fatal(err)
 	}
-	_, d = f.waitSnapshot(t, "web", time.Now().Add(-time.Millisecond), "web-2")
+	_, d = f.waitSnapshot(t, "web", at, "web-2")
 	within(t, "failing TTL check", d, propagation)
+	at = time.Now()
 	if err := f.client.Agent().PassTTL("web-1-ttl", "test"); err != nil {
 		t.Fatal(err)
 	}
-	_, d = f.waitSnapshot(t, "web", time.Now().Add(-time.Millisecond), "web-1", "web-2")
+	_, d = f.waitSnapshot(t, "web", at, "web-1", "web-2")
 	within(t, "passing TTL check", d, propagation)
 
 	// Deregistration.
+	at = time.Now()
 	if err := f.client.Agent().ServiceDeregister("web-2"); err != nil {
 		t.Fatal(err)
 	}
-	_, d = f.waitSnapshot(t, "web", time.Now().Add(-time.Millisecond), "web-1")
+	_, d = f.waitSnapshot(t, "web", at, "web-1")
 	within(t, "deregistration", d, propagation)
 
 	// Consul dies: the last set stays, status turns degraded, nothing shrinks.
@@ -211,10 +217,31 @@ func TestConsulFailingHTTPCheck(t *testing.T) {
 
 	healthy.Store(false)
 	flipped := time.Now()
-	_, d := f.waitSnapshot(t, "api", flipped) // none left
-	// Consul runs the check once a second; the watcher must add at most
-	// the propagation budget on top.
-	within(t, "failing HTTP check", d, time.Second+propagation)
+	// Consul runs the check on its own schedule (interval plus stagger)
+	// and the agent syncs the result to the catalog some time later; the
+	// contract clock starts when Consul answers with the change, i.e. when
+	// a plain (non-blocking) health query from the test first sees it.
+	var failedAt time.Time
+	waitFor(t, 10*time.Second, "agent marks the check critical", func() bool {
+		checks, err := f.client.Agent().Checks()
+		if err == nil && checks["api-1-http"] != nil && checks["api-1-http"].Status == api.HealthCritical {
+			failedAt = time.Now()
+			return true
+		}
+		return false
+	})
+	var catalogAt time.Time
+	waitFor(t, 10*time.Second, "catalog drops api-1", func() bool {
+		es, _, err := f.client.Health().Service("api", "", true, nil)
+		if err == nil && len(es) == 0 {
+			catalogAt = time.Now()
+			return true
+		}
+		return false
+	})
+	u, _ := f.waitSnapshot(t, "api", flipped) // none left
+	t.Logf("flip->agent %v, agent->catalog %v, update-catalog %v", failedAt.Sub(flipped), catalogAt.Sub(failedAt), u.at.Sub(catalogAt))
+	within(t, "failing HTTP check", u.at.Sub(catalogAt), propagation)
 }
 
 func TestConsulSetServices(t *testing.T) {
