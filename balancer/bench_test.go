@@ -1,0 +1,81 @@
+package balancer
+
+import (
+	"testing"
+	"time"
+)
+
+// BenchmarkPick measures Pick alone on a warm pool of 10 instances with
+// the real clock. The in-flight count is released directly so that the
+// state stays stable without timing Done.
+func BenchmarkPick(b *testing.B) {
+	for _, alg := range algorithms {
+		b.Run(string(alg), func(b *testing.B) {
+			bal := warmBalancer(b, alg)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for b.Loop() {
+				e, err := bal.Pick("svc", nil, nil)
+				if err != nil {
+					b.Fatal(err)
+				}
+				e.inflight.Add(-1)
+			}
+		})
+	}
+}
+
+// BenchmarkPickTags is Pick with a tag filter (cached subset).
+func BenchmarkPickTags(b *testing.B) {
+	bal := warmBalancer(b, PeakEWMA)
+	tags := []string{"v2"}
+	b.ReportAllocs()
+	for b.Loop() {
+		e, err := bal.Pick("svc", tags, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		e.inflight.Add(-1)
+	}
+}
+
+// BenchmarkPickDoneParallel is the full per-attempt cost, Pick then Done,
+// from all Ps at once.
+func BenchmarkPickDoneParallel(b *testing.B) {
+	for _, alg := range algorithms {
+		b.Run(string(alg), func(b *testing.B) {
+			bal := warmBalancer(b, alg)
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					e, err := bal.Pick("svc", nil, nil)
+					if err != nil {
+						b.Error(err)
+						return
+					}
+					bal.Done(e, Success, 2*time.Millisecond)
+				}
+			})
+		})
+	}
+}
+
+func warmBalancer(b *testing.B, alg Algorithm) *Balancer {
+	b.Helper()
+	bal, err := New(Config{Algorithm: alg})
+	if err != nil {
+		b.Fatal(err)
+	}
+	insts := instances(10)
+	for i := range insts {
+		if i%2 == 0 {
+			insts[i].Tags = []string{"v2"}
+		}
+	}
+	bal.Update("svc", insts)
+	for range 100 {
+		e, _ := bal.Pick("svc", nil, nil)
+		bal.Done(e, Success, 2*time.Millisecond)
+	}
+	return bal
+}
