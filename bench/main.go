@@ -48,6 +48,21 @@ type options struct {
 	inflight    int
 	timeout     time.Duration
 	tick        time.Duration
+	gatewayEnv  envList
+}
+
+// envList is a repeatable KEY=VALUE flag.
+type envList []string
+
+func (e *envList) String() string { return strings.Join(*e, " ") }
+
+func (e *envList) Set(v string) error {
+	k, _, ok := strings.Cut(v, "=")
+	if !ok || !strings.HasPrefix(k, "GATEWAY_") {
+		return fmt.Errorf("want GATEWAY_<SECTION>_<KEY>=VALUE, got %q", v)
+	}
+	*e = append(*e, v)
+	return nil
 }
 
 func main() {
@@ -79,6 +94,7 @@ func main() {
 	flag.IntVar(&o.inflight, "inflight", 512, "consumer.max_inflight for gateway and floor")
 	flag.DurationVar(&o.timeout, "timeout", 2*time.Minute, "deadline of each run")
 	flag.DurationVar(&o.tick, "tick", 500*time.Microsecond, "open-loop producer wakes at most once per tick (0: per message)")
+	flag.Var(&o.gatewayEnv, "gateway-env", "extra gateway setting as GATEWAY_<SECTION>_<KEY>=VALUE (repeatable)")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -115,6 +131,8 @@ func run(ctx context.Context, o options) error {
 	h := &harness{env: e, rdb: rdb, repoRoot: root, dir: tmp, batch: o.batch, inflight: o.inflight, log: os.Stdout, tick: o.tick}
 	defer h.closeFleets()
 	h.gatewayBin = o.gatewayBin
+	h.outDir = o.outDir
+	h.gatewayEnv = o.gatewayEnv
 	if h.gatewayBin == "" && o.scenario != "floor" {
 		bin, err := buildGateway(ctx, root, tmp)
 		if err != nil {

@@ -130,6 +130,12 @@ func printTable(w io.Writer, rep report) {
 		if r.ExitError != "" {
 			fmt.Fprintf(w, "\n%s: consumer exit on SIGTERM: %s\n", r.Name, r.ExitError)
 		}
+		if !r.Completed {
+			fmt.Fprintf(w, "\n%s: INCOMPLETE: %d of %d messages arrived before the deadline\n", r.Name, r.Received, r.Messages)
+		}
+		if r.LogFile != "" {
+			fmt.Fprintf(w, "\n%s: consumer output kept in %s\n", r.Name, r.LogFile)
+		}
 	}
 	fmt.Fprintln(w)
 }

@@ -28,6 +28,8 @@ type harness struct {
 	seq        int
 	fleets     []*fleet
 	tick       time.Duration // open-loop producer wake-up period
+	outDir     string
+	gatewayEnv []string // extra GATEWAY_* settings for the gateway process
 }
 
 // run performs one measured run and returns what it measured.
@@ -69,7 +71,7 @@ func (h *harness) run(ctx context.Context, spec runSpec) (result, error) {
 		if err != nil {
 			return result{}, err
 		}
-		p, err = startGateway(ctx, h.gatewayBin, dir, gatewayConfig{
+		p, err = startGateway(ctx, h.gatewayBin, dir, h.gatewayEnv, gatewayConfig{
 			RedisAddr: h.env.RedisAddr, Stream: stream, Group: group, Consumer: "bench-1",
 			Batch: h.batch, MaxInflight: h.inflight, DLQStream: dlq, ConsulAddr: h.env.ConsulAddr,
 			RulesPath: rulesPath, AdminListen: fmt.Sprintf("127.0.0.1:%d", adminPort), Algorithm: spec.Algorithm,
@@ -142,6 +144,9 @@ func (h *harness) run(ctx context.Context, spec runSpec) (result, error) {
 	if err := p.Stop(10 * time.Second); err != nil {
 		res.ExitError = err.Error()
 	}
+	if !res.Completed || res.ExitError != "" || res.Lost > 0 || res.Duplicates > 0 || res.DLQ > 0 || res.Pending != 0 {
+		res.LogFile = h.saveLog(id, p)
+	}
 	fmt.Fprintf(h.log, "%s\n", oneLine(res))
 	return res, nil
 }
@@ -175,6 +180,19 @@ func (h *harness) wait(ctx context.Context, spec runSpec, p *proc, prod *produce
 			lastPrint, lastRecv = now, got
 		}
 	}
+}
+
+// saveLog keeps the consumer's output tail beside the results when a run
+// went wrong, and returns its path ("" if it could not be written).
+func (h *harness) saveLog(id string, p *proc) string {
+	if err := os.MkdirAll(h.outDir, 0o755); err != nil {
+		return ""
+	}
+	path := filepath.Join(h.outDir, id+"."+p.name+".log")
+	if err := os.WriteFile(path, []byte(p.Output()), 0o644); err != nil {
+		return ""
+	}
+	return path
 }
 
 // sideCPU is the CPU time used so far by the bench process itself

@@ -32,12 +32,13 @@ func buildGateway(ctx context.Context, repoRoot, dir string) (string, error) {
 
 // startGateway writes cfg and the rules file's first generation into dir
 // and starts `gateway run --config`, returning once /readyz answers 200.
-func startGateway(ctx context.Context, bin, dir string, cfg gatewayConfig) (*proc, error) {
+// env holds extra GATEWAY_<SECTION>_<KEY>=value overrides.
+func startGateway(ctx context.Context, bin, dir string, env []string, cfg gatewayConfig) (*proc, error) {
 	path := filepath.Join(dir, "gateway.yaml")
 	if err := os.WriteFile(path, configYAML(cfg), 0o644); err != nil {
 		return nil, fmt.Errorf("write config: %w", err)
 	}
-	p, err := startProc("gateway", bin, nil, nil, "run", "--config", path)
+	p, err := startProc("gateway", bin, env, nil, "run", "--config", path)
 	if err != nil {
 		return nil, err
 	}
