@@ -596,3 +596,22 @@ func TestConcurrentUse(t *testing.T) {
 		})
 	}
 }
+
+func TestDecayApproximation(t *testing.T) {
+	tau := float64(10 * time.Second)
+	for _, dt := range []time.Duration{0, time.Microsecond, time.Millisecond, 9 * time.Millisecond, 10 * time.Millisecond, time.Second, time.Minute} {
+		got, want := decay(int64(dt), tau), math.Exp(-float64(dt)/tau)
+		if math.Abs(got-want) > 1e-6*want {
+			t.Errorf("decay(%v) = %.12f, want %.12f", dt, got, want)
+		}
+	}
+	for x := 0.0; x < 720; x += 0.0137 {
+		got, want := expNeg(x), math.Exp(-x)
+		if x > 700 {
+			want = 0 // below 1e-304: flushed to zero on purpose
+		}
+		if math.Abs(got-want) > 1e-6*want {
+			t.Fatalf("expNeg(%v) = %g, want %g", x, got, want)
+		}
+	}
+}
