@@ -28,7 +28,7 @@ type proc struct {
 func startProc(name, bin string, env []string, stdout io.Writer, args ...string) (*proc, error) {
 	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(), env...)
-	out := &tailBuffer{max: 64 << 10}
+	out := &tailBuffer{max: 1 << 20}
 	cmd.Stderr = out
 	cmd.Stdout = out
 	if stdout != nil {
@@ -68,9 +68,16 @@ func (p *proc) Stop(grace time.Duration) error {
 		select {
 		case <-p.done:
 		case <-time.After(grace):
-			_ = syscall.Kill(-p.Pid(), syscall.SIGKILL)
-			<-p.done
-			return fmt.Errorf("%s did not stop within %v: killed", p.name, grace)
+			// SIGQUIT first: a Go process dumps its goroutines into the
+			// output we keep, which shows where shutdown hung.
+			_ = syscall.Kill(p.Pid(), syscall.SIGQUIT)
+			select {
+			case <-p.done:
+			case <-time.After(2 * time.Second):
+				_ = syscall.Kill(-p.Pid(), syscall.SIGKILL)
+				<-p.done
+			}
+			return fmt.Errorf("%s did not stop within %v: sent SIGQUIT (goroutine dump in its log)", p.name, grace)
 		}
 	}
 	return p.err

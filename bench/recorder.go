@@ -17,6 +17,7 @@ type recorder struct {
 	total     int
 	counts    []atomic.Uint32 // by seq
 	latency   []atomic.Int64  // ns, by seq, first receipt only
+	service   []atomic.Int64  // ns, by seq: that receipt's modelled service time
 	instances []atomic.Int64  // by instance index
 	distinct  atomic.Int64
 	dups      atomic.Int64
@@ -30,6 +31,7 @@ func newRecorder(total, instances int) *recorder {
 		total:     total,
 		counts:    make([]atomic.Uint32, total),
 		latency:   make([]atomic.Int64, total),
+		service:   make([]atomic.Int64, total),
 		instances: make([]atomic.Int64, instances),
 	}
 }
@@ -47,6 +49,7 @@ func (r *recorder) observe(inst int, m *backend.Message) {
 		return
 	}
 	at := m.Received.UnixNano()
+	r.service[seq].Store(int64(m.ServiceTime))
 	r.latency[seq].Store(at - ts)
 	r.firstRecv.CompareAndSwap(0, at)
 	for last := r.lastRecv.Load(); at > last && !r.lastRecv.CompareAndSwap(last, at); last = r.lastRecv.Load() {
@@ -57,16 +60,22 @@ func (r *recorder) observe(inst int, m *backend.Message) {
 // Distinct is how many different messages have arrived.
 func (r *recorder) Distinct() int64 { return r.distinct.Load() }
 
-// latencies returns the sorted latencies of every message received so far.
-func (r *recorder) latencies() []time.Duration {
-	out := make([]time.Duration, 0, r.distinct.Load())
+// latencies returns the sorted latencies of every message received so far:
+// until receipt by an instance, and until that instance finished it
+// (receipt plus its modelled service time).
+func (r *recorder) latencies() (receipt, done []time.Duration) {
+	n := r.distinct.Load()
+	receipt, done = make([]time.Duration, 0, n), make([]time.Duration, 0, n)
 	for i := range r.latency {
 		if r.counts[i].Load() > 0 {
-			out = append(out, time.Duration(r.latency[i].Load()))
+			l := time.Duration(r.latency[i].Load())
+			receipt = append(receipt, l)
+			done = append(done, l+time.Duration(r.service[i].Load()))
 		}
 	}
-	slices.Sort(out)
-	return out
+	slices.Sort(receipt)
+	slices.Sort(done)
+	return receipt, done
 }
 
 // lost counts sequence numbers never received.

@@ -33,7 +33,7 @@ func TestRecorderCountsLostAndDuplicates(t *testing.T) {
 	r := newRecorder(4, 2)
 	base := time.Unix(100, 0)
 	send := func(inst int, seq int64, after time.Duration) {
-		r.observe(inst, &backend.Message{Received: base.Add(after), Body: payload(nil, seq, base.UnixNano(), 0)})
+		r.observe(inst, &backend.Message{Received: base.Add(after), ServiceTime: 10 * time.Millisecond, Body: payload(nil, seq, base.UnixNano(), 0)})
 	}
 	send(0, 0, 1*time.Millisecond)
 	send(1, 1, 3*time.Millisecond)
@@ -56,14 +56,14 @@ func TestRecorderCountsLostAndDuplicates(t *testing.T) {
 	if a, b := r.instances[0].Load(), r.instances[1].Load(); a != 3 || b != 2 {
 		t.Errorf("per instance = %d, %d; want 3, 2", a, b)
 	}
-	got := r.latencies()
+	got, done := r.latencies()
 	want := []time.Duration{time.Millisecond, 2 * time.Millisecond, 3 * time.Millisecond}
-	if len(got) != len(want) {
-		t.Fatalf("latencies() = %v, want %v", got, want)
+	if len(got) != len(want) || len(done) != len(want) {
+		t.Fatalf("latencies() = %v, %v; want %v", got, done, want)
 	}
 	for i := range want {
-		if got[i] != want[i] {
-			t.Errorf("latencies()[%d] = %v, want %v", i, got[i], want[i])
+		if got[i] != want[i] || done[i] != want[i]+10*time.Millisecond {
+			t.Errorf("latencies()[%d] = %v, %v; want %v, %v", i, got[i], done[i], want[i], want[i]+10*time.Millisecond)
 		}
 	}
 }

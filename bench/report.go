@@ -33,8 +33,9 @@ type hostInfo struct {
 type comparison struct {
 	Name            string  `json:"name"`
 	Floor           string  `json:"floor"`
-	ThroughputRatio float64 `json:"throughput_ratio"` // gateway / floor
-	P99DeltaMs      float64 `json:"p99_delta_ms"`     // gateway - floor
+	ThroughputRatio float64 `json:"throughput_ratio"`  // gateway / floor
+	P99DeltaMs      float64 `json:"p99_delta_ms"`      // gateway - floor, receipt
+	DoneP99DeltaMs  float64 `json:"done_p99_delta_ms"` // gateway - floor, completion
 	CPUPerMsgRatio  float64 `json:"cpu_per_msg_ratio"`
 	RSSRatio        float64 `json:"rss_ratio"`
 }
@@ -55,6 +56,7 @@ func compare(results []result) []comparison {
 				Name: g.Name, Floor: f.Name,
 				ThroughputRatio: ratio(g.Throughput, f.Throughput),
 				P99DeltaMs:      g.E2E.P99 - f.E2E.P99,
+				DoneP99DeltaMs:  g.Done.P99 - f.Done.P99,
 				CPUPerMsgRatio:  ratio(g.CPUPerMsgUs, f.CPUPerMsgUs),
 				RSSRatio:        ratio(g.PeakRSSMiB, f.PeakRSSMiB),
 			})
@@ -100,8 +102,8 @@ func writeReport(dir, scenario string, started time.Time, o options, results []r
 // printTable writes the results as a Markdown table, the form README uses.
 func printTable(w io.Writer, rep report) {
 	fmt.Fprintf(w, "\n### %s (%d CPUs, %s)\n\n", rep.Scenario, rep.Host.CPUs, rep.Host.CPUModel)
-	fmt.Fprintln(w, "| run | offered msg/s | received | msg/s | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | peak RSS MiB | CPU us/msg | bench+redis us/msg | load | slow share | lost | dup | dlq |")
-	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+	fmt.Fprintln(w, "| run | offered msg/s | received | msg/s | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | done p50 | done p99 | done p99.9 | peak RSS MiB | CPU us/msg | bench+redis us/msg | load | slow share | lost | dup | dlq |")
+	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 	for _, r := range rep.Results {
 		offered := "closed"
 		if r.Offered > 0 {
@@ -111,15 +113,16 @@ func printTable(w io.Writer, rep report) {
 		if r.Slow > 0 {
 			slow = fmt.Sprintf("%.1f%%", 100*r.slowShare())
 		}
-		fmt.Fprintf(w, "| %s | %s | %d/%d | %.0f | %.2f | %.2f | %.2f | %.2f | %.1f | %.1f | %.1f | %.1f+%.1f | %.1f | %s | %d | %d | %d |\n",
+		fmt.Fprintf(w, "| %s | %s | %d/%d | %.0f | %.2f | %.2f | %.2f | %.2f | %.1f | %.2f | %.2f | %.2f | %.1f | %.1f | %.1f+%.1f | %.1f | %s | %d | %d | %d |\n",
 			r.Name, offered, r.Received, r.Messages, r.Throughput, r.E2E.P50, r.E2E.P90, r.E2E.P99, r.E2E.P999, r.E2E.Max,
+			r.Done.P50, r.Done.P99, r.Done.P999,
 			r.PeakRSSMiB, r.CPUPerMsgUs, r.BenchCPUPerMsgUs, r.RedisCPUPerMsgUs, r.LoadAvg, slow, r.Lost, r.Duplicates, r.DLQ)
 	}
 	if len(rep.Comparisons) > 0 {
-		fmt.Fprintln(w, "\n| gateway run | vs | throughput ratio | p99 delta ms | CPU/msg ratio | RSS ratio |")
-		fmt.Fprintln(w, "|---|---|---|---|---|---|")
+		fmt.Fprintln(w, "\n| gateway run | vs | throughput ratio | p99 delta ms | done p99 delta ms | CPU/msg ratio | RSS ratio |")
+		fmt.Fprintln(w, "|---|---|---|---|---|---|---|")
 		for _, c := range rep.Comparisons {
-			fmt.Fprintf(w, "| %s | %s | %.2fx | %+.2f | %.2fx | %.2fx |\n", c.Name, c.Floor, c.ThroughputRatio, c.P99DeltaMs, c.CPUPerMsgRatio, c.RSSRatio)
+			fmt.Fprintf(w, "| %s | %s | %.2fx | %+.2f | %+.2f | %.2fx | %.2fx |\n", c.Name, c.Floor, c.ThroughputRatio, c.P99DeltaMs, c.DoneP99DeltaMs, c.CPUPerMsgRatio, c.RSSRatio)
 		}
 	}
 	for _, r := range rep.Results {

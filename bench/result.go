@@ -41,7 +41,8 @@ type result struct {
 	ElapsedSec float64 `json:"elapsed_sec"`   // first XADD to last first-receipt
 	Throughput float64 `json:"throughput"`    // received / elapsed, msg/s
 
-	E2E latencySummary `json:"e2e_latency"` // receipt minus intended send time
+	E2E  latencySummary `json:"e2e_latency"`  // receipt minus intended send time
+	Done latencySummary `json:"done_latency"` // E2E plus the instance's service time
 
 	PeakRSSMiB  float64 `json:"peak_rss_mib"` // VmHWM of the consumer process
 	CPUSec      float64 `json:"cpu_sec"`      // consumer utime+stime during the run

@@ -246,8 +246,10 @@ func (h *harness) collect(spec runSpec, rec *recorder, prod *producer, before, a
 		Scenario: h.scenario, Name: spec.Name, Target: spec.Target, Algorithm: spec.Algorithm,
 		Instances: len(f.backends), Latency: f.spec.Latency.String(), Slow: f.spec.Slow,
 		Offered: spec.Rate, Messages: spec.Messages, Received: int(rec.Distinct()),
-		Lost: rec.lost(), Completed: completed, E2E: summarize(rec.latencies()),
+		Lost: rec.lost(), Completed: completed,
 	}
+	receipt, done := rec.latencies()
+	res.E2E, res.Done = summarize(receipt), summarize(done)
 	if spec.Target == "gateway" {
 		res.Routes = spec.Routes
 	}

@@ -18,7 +18,7 @@ func latencyChart(title string, results []result) []byte {
 	pw, ph := float64(w-left-right), float64(h-top-bottom)
 	maxNines, lo, hi := 1.0, math.Inf(1), math.Inf(-1)
 	for _, r := range results {
-		for _, p := range r.E2E.Curve {
+		for _, p := range r.Done.Curve {
 			maxNines = math.Max(maxNines, nines(p.Percentile))
 			if p.Ms > 0 {
 				lo, hi = math.Min(lo, p.Ms), math.Max(hi, p.Ms)
@@ -42,7 +42,7 @@ func latencyChart(title string, results []result) []byte {
 	var b strings.Builder
 	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" font-family="sans-serif" font-size="12">`+"\n", w, h)
 	fmt.Fprintf(&b, `<rect width="%d" height="%d" fill="white"/>`+"\n", w, h)
-	fmt.Fprintf(&b, `<text x="%d" y="24" font-size="15">%s: end-to-end latency by percentile (from intended send time)</text>`+"\n", left, html.EscapeString(title))
+	fmt.Fprintf(&b, `<text x="%d" y="24" font-size="15">%s: latency until the instance finished (intended send time to receipt + service time)</text>`+"\n", left, html.EscapeString(title))
 	for n := 0.0; n <= xmax; n++ {
 		fmt.Fprintf(&b, `<line x1="%.1f" y1="%d" x2="%.1f" y2="%d" stroke="#ddd"/>`+"\n", x(n), top, x(n), h-bottom)
 		fmt.Fprintf(&b, `<text x="%.1f" y="%d" text-anchor="middle">%s</text>`+"\n", x(n), h-bottom+16, percentileLabel(n))
@@ -56,14 +56,14 @@ func latencyChart(title string, results []result) []byte {
 	for i, r := range results {
 		color := palette[i%len(palette)]
 		var pts []string
-		for _, p := range r.E2E.Curve {
+		for _, p := range r.Done.Curve {
 			pts = append(pts, fmt.Sprintf("%.1f,%.1f", x(nines(p.Percentile)), y(p.Ms)))
 		}
 		fmt.Fprintf(&b, `<polyline fill="none" stroke="%s" stroke-width="2" points="%s"/>`+"\n", color, strings.Join(pts, " "))
 		ly := top + 10 + 34*i
 		fmt.Fprintf(&b, `<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="%s" stroke-width="3"/>`+"\n", w-right+14, ly, w-right+34, ly, color)
 		fmt.Fprintf(&b, `<text x="%d" y="%d">%s</text>`+"\n", w-right+40, ly+4, html.EscapeString(r.Name))
-		fmt.Fprintf(&b, `<text x="%d" y="%d" fill="#555" font-size="11">%.0f msg/s, p99 %.2f ms</text>`+"\n", w-right+40, ly+18, r.Throughput, r.E2E.P99)
+		fmt.Fprintf(&b, `<text x="%d" y="%d" fill="#555" font-size="11">%.0f msg/s, done p99 %.2f ms</text>`+"\n", w-right+40, ly+18, r.Throughput, r.Done.P99)
 	}
 	b.WriteString("</svg>\n")
 	return []byte(b.String())

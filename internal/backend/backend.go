@@ -36,7 +36,10 @@ type Config struct {
 // Message is what a backend saw of one request. Byte slices alias the
 // request and must not be kept after OnMessage returns.
 type Message struct {
-	Received       time.Time
+	Received time.Time
+	// ServiceTime is the modelled latency this request will be answered
+	// after: Received+ServiceTime is when the instance finishes it.
+	ServiceTime    time.Duration
 	Method         []byte
 	Path           []byte
 	Route          []byte
@@ -96,12 +99,12 @@ func New(cfg Config) (*Backend, error) {
 	b.nack = ackBody(false, cfg.Name, cfg.ID)
 	b.healthy.Store(true)
 	b.srv = &fasthttp.Server{
-		Handler:                       b.Handle,
-		Name:                          "demoservice",
-		NoDefaultDate:                 true,
-		NoDefaultContentType:          true,
-		ReadTimeout:                   30 * time.Second,
-		IdleTimeout:                   60 * time.Second,
+		Handler:              b.Handle,
+		Name:                 "demoservice",
+		NoDefaultDate:        true,
+		NoDefaultContentType: true,
+		ReadTimeout:          30 * time.Second,
+		IdleTimeout:          60 * time.Second,
 	}
 	return b, nil
 }
@@ -178,10 +181,11 @@ func (b *Backend) Handle(ctx *fasthttp.RequestCtx) {
 	defer b.inflight.Add(-1)
 	for m := b.maxIn.Load(); n > m && !b.maxIn.CompareAndSwap(m, n); m = b.maxIn.Load() {
 	}
+	d := b.cfg.Latency.Sample()
 	if b.cfg.OnMessage != nil || b.cfg.Logger != nil {
-		b.observe(ctx, now)
+		b.observe(ctx, now, d)
 	}
-	if d := b.cfg.Latency.Sample(); d > 0 {
+	if d > 0 {
 		time.Sleep(d)
 	}
 	ctx.SetContentType("application/json")
@@ -194,10 +198,11 @@ func (b *Backend) Handle(ctx *fasthttp.RequestCtx) {
 	ctx.SetBody(b.ack)
 }
 
-func (b *Backend) observe(ctx *fasthttp.RequestCtx, now time.Time) {
+func (b *Backend) observe(ctx *fasthttp.RequestCtx, now time.Time, service time.Duration) {
 	h := &ctx.Request.Header
 	m := Message{
 		Received:       now,
+		ServiceTime:    service,
 		Method:         ctx.Method(),
 		Path:           ctx.Path(),
 		Route:          h.Peek("X-Route"),
