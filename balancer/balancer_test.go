@@ -615,3 +615,36 @@ func TestDecayApproximation(t *testing.T) {
 		}
 	}
 }
+
+func TestCheaperMatchesCost(t *testing.T) {
+	b, clk := newTestBalancer(t, Config{SlowStart: 10 * time.Second}, 2)
+	b.Update("svc", instances(4)) // i2, i3 ramp
+	sub := b.lookup("svc").pool.Load().all
+	samples := []time.Duration{0, time.Millisecond, 3 * time.Millisecond, 40 * time.Millisecond}
+	for step := range 200 {
+		e := sub.eps[step%4]
+		if s := samples[(step/4)%4]; s > 0 {
+			b.inflightFor(e)
+			b.Done(e, Success, s)
+		}
+		if step%3 == 0 {
+			b.inflightFor(sub.eps[(step/3)%4]) // some stay in flight
+		}
+		clk.Advance(time.Duration(step%7) * 700 * time.Millisecond)
+		now := b.now()
+		for i := range 4 {
+			for j := range 4 {
+				if i == j {
+					continue
+				}
+				ci, cj := b.cost(sub, i, now), b.cost(sub, j, now)
+				if math.Abs(ci-cj) <= 1e-6*math.Max(ci, cj) {
+					continue // a tie within rounding may go either way
+				}
+				if got, want := b.cheaper(sub, j, i, now), cj < ci; got != want {
+					t.Fatalf("step %d: cheaper(%d, %d) = %v, costs %g vs %g", step, j, i, got, cj, ci)
+				}
+			}
+		}
+	}
+}

@@ -57,6 +57,22 @@ func sample(sub *subset, avoid *Endpoint, level int, now int64, not int) int {
 // pickP2C draws two distinct usable instances and keeps the cheaper one
 // (power of two choices).
 func (b *Balancer) pickP2C(sub *subset, avoid *Endpoint, now int64) *Endpoint {
+	// Fast path: one random word gives two distinct indices; when both
+	// are usable (the common case) no further draws are needed.
+	if n := uint64(len(sub.eps)); n > 1 {
+		r := rand.Uint64()
+		i := int((r >> 32) * n >> 32)
+		j := int((r & 0xffffffff) * (n - 1) >> 32)
+		if j >= i {
+			j++
+		}
+		if usable(sub.eps[i], avoid, strict, now) && usable(sub.eps[j], avoid, strict, now) {
+			if b.cheaper(sub, j, i, now) {
+				return sub.eps[j]
+			}
+			return sub.eps[i]
+		}
+	}
 	for level := range levels {
 		i := sample(sub, avoid, level, now, -1)
 		if i < 0 {
@@ -66,7 +82,7 @@ func (b *Balancer) pickP2C(sub *subset, avoid *Endpoint, now int64) *Endpoint {
 		if j < 0 {
 			return sub.eps[i]
 		}
-		if b.cost(sub, j, now) < b.cost(sub, i, now) {
+		if b.cheaper(sub, j, i, now) {
 			return sub.eps[j]
 		}
 		return sub.eps[i]
@@ -79,6 +95,34 @@ func (b *Balancer) pickP2C(sub *subset, avoid *Endpoint, now int64) *Endpoint {
 // at a time until its first answer.
 const unsampled = float64(math.MaxInt64 >> 16)
 
+// cheaper reports whether candidate j costs less than candidate i.
+//
+// For peak_ewma both estimates decay with the same time constant, so the
+// comparison needs only the decay over the gap between their last samples:
+// cost_j < cost_i  <=>  a_j * exp(-(now-s_j)/tau) < a_i * exp(-(now-s_i)/tau)
+//                  <=>  a_j * exp((s_j-s_i)/tau) < a_i,
+// with a = estimate * (pending+1) / weight. Under load both samples are
+// recent and the gap tiny, so this is one cheap Taylor step.
+func (b *Balancer) cheaper(sub *subset, j, i int, now int64) bool {
+	if b.cfg.Algorithm == LeastPending {
+		return b.cost(sub, j, now) < b.cost(sub, i, now)
+	}
+	ej, ei := sub.eps[j], sub.eps[i]
+	lj, li := math.Float64frombits(ej.est.Load()), math.Float64frombits(ei.est.Load())
+	sj, si := ej.stamp.Load(), ei.stamp.Load()
+	if lj == 0 || li == 0 || sj > now || si > now {
+		return b.cost(sub, j, now) < b.cost(sub, i, now) // unsampled: penalty rules
+	}
+	aj := lj * float64(ej.inflight.Load()+1) / (sub.weights[j] * ej.rampFactor(now, b.slowStart))
+	ai := li * float64(ei.inflight.Load()+1) / (sub.weights[i] * ei.rampFactor(now, b.slowStart))
+	if d := sj - si; d >= 0 {
+		return aj < ai*decay(d, b.tau)
+	}
+	return aj*decay(si-sj, b.tau) < ai
+}
+
+// cost is an instance's current cost: (pending+1)/weight for
+// least_pending, decayed latency * (pending+1) / weight for peak_ewma.
 func (b *Balancer) cost(sub *subset, i int, now int64) float64 {
 	e := sub.eps[i]
 	pending := float64(e.inflight.Load())
