@@ -97,14 +97,11 @@ const unsampled = float64(math.MaxInt64 >> 16)
 
 // cheaper reports whether candidate j costs less than candidate i.
 //
-// For peak_ewma both estimates decay with the same time constant, so the
-// comparison needs only the decay over the gap between their last samples:
-// cost_j < cost_i  <=>  a_j * exp(-(now-s_j)/tau) < a_i * exp(-(now-s_i)/tau)
-//
-//	<=>  a_j * exp((s_j-s_i)/tau) < a_i,
-//
-// with a = estimate * (pending+1) / weight. Under load both samples are
-// recent and the gap tiny, so this is one cheap Taylor step.
+// For peak_ewma both estimates decay with the same time constant, so
+// a_j*exp(-(now-s_j)/tau) < a_i*exp(-(now-s_i)/tau) reduces to
+// a_j*exp((s_j-s_i)/tau) < a_i, with a = estimate*(pending+1)/weight and s
+// the time of the last sample: one decay over the gap between the two
+// samples, which under load is tiny and costs one Taylor step.
 func (b *Balancer) cheaper(sub *subset, j, i int, now int64) bool {
 	if b.cfg.Algorithm == LeastPending {
 		return b.cost(sub, j, now) < b.cost(sub, i, now)
