@@ -140,35 +140,21 @@ func (r *Router) release(n int) {
 	}
 }
 
-// renewLoop keeps the lease on entries in flight for long: re-claiming
-// them resets their idle time, so other replicas' XAUTOCLAIM skips them.
-func (r *Router) renewLoop(ctx, workCtx context.Context) {
+// renewLoop keeps the lease on entries in flight for long, until stop is
+// closed (after the drain): re-claiming them resets their idle time, so
+// other replicas' XAUTOCLAIM skips them.
+func (r *Router) renewLoop(ctx context.Context, stop <-chan struct{}) {
 	every := r.cfg.ClaimIdle / 3
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
 		select {
+		case <-stop:
+			return
 		case <-ctx.Done():
-			// Keep renewing while the drain runs.
-			r.renewDuringDrain(workCtx, every)
 			return
 		case <-t.C:
-			r.renewOld(workCtx, every)
-		}
-	}
-}
-
-func (r *Router) renewDuringDrain(workCtx context.Context, every time.Duration) {
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-r.stopping:
-			return
-		case <-workCtx.Done():
-			return
-		case <-t.C:
-			r.renewOld(workCtx, every)
+			r.renewOld(ctx, every)
 		}
 	}
 }

@@ -133,8 +133,6 @@ type Router struct {
 	acks  *acker
 	live  *leases
 	work  sync.WaitGroup // message goroutines
-	// stopping is closed when reading stops; parked waits give up then.
-	stopping chan struct{}
 	running  atomic.Bool
 }
 
@@ -152,7 +150,6 @@ func New(cfg Config, deps Deps) (*Router, error) {
 		slots:    make(chan struct{}, cfg.MaxInflight),
 		svc:      newServiceLimits(cfg.ServiceConcurrency),
 		live:     newLeases(),
-		stopping: make(chan struct{}),
 	}
 	r.acks = newAcker(deps.Settler, deps.Metrics, cfg.Logger)
 	return r, nil
@@ -185,11 +182,14 @@ func (r *Router) Run(ctx context.Context) error {
 		g.Go(func() error { r.readLoop(gctx, workCtx, s); return nil })
 		g.Go(func() error { r.claimLoop(gctx, workCtx, s); return nil })
 	}
-	g.Go(func() error { r.renewLoop(gctx, workCtx); return nil })
-	_ = g.Wait()
-	close(r.stopping)
-
 	drained := make(chan struct{})
+	renewDone := make(chan struct{})
+	go func() {
+		defer close(renewDone)
+		r.renewLoop(workCtx, drained)
+	}()
+	_ = g.Wait()
+
 	go func() {
 		r.work.Wait()
 		close(drained)
@@ -201,6 +201,7 @@ func (r *Router) Run(ctx context.Context) error {
 		cancelWork()
 		<-drained
 	}
+	<-renewDone
 	r.acks.close()
 	<-ackDone
 	return nil

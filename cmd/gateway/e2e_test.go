@@ -233,7 +233,7 @@ func TestEndToEndFailingCheckReceivesNothing(t *testing.T) {
 	h.waitFor("recovered instance gets traffic", 10*time.Second, func() error {
 		h.publish("orders", "type", "order.created", "payload", `{"id":"x","total":1}`)
 		if bad.count() == 0 {
-			return fmt.Errorf("still nothing")
+			return fmt.Errorf("still nothing; instances: %s", h.get("/instances"))
 		}
 		return nil
 	})
