@@ -125,15 +125,15 @@ type Deps struct {
 
 // Router runs the pipeline. Create with New, run with Run once.
 type Router struct {
-	cfg   Config
-	deps  Deps
-	log   *slog.Logger
-	slots chan struct{} // global in-flight tokens
-	svc   *serviceLimits
-	acks  *acker
-	live  *leases
-	work  sync.WaitGroup // message goroutines
-	running  atomic.Bool
+	cfg     Config
+	deps    Deps
+	log     *slog.Logger
+	slots   chan struct{} // global in-flight tokens
+	svc     *serviceLimits
+	acks    *acker
+	live    *leases
+	work    sync.WaitGroup // message goroutines
+	running atomic.Bool
 }
 
 // New validates cfg and returns a Router.
@@ -147,9 +147,9 @@ func New(cfg Config, deps Deps) (*Router, error) {
 	}
 	r := &Router{
 		cfg: cfg, deps: deps, log: cfg.Logger,
-		slots:    make(chan struct{}, cfg.MaxInflight),
-		svc:      newServiceLimits(cfg.ServiceConcurrency),
-		live:     newLeases(),
+		slots: make(chan struct{}, cfg.MaxInflight),
+		svc:   newServiceLimits(cfg.ServiceConcurrency),
+		live:  newLeases(),
 	}
 	r.acks = newAcker(deps.Settler, deps.Metrics, cfg.Logger)
 	return r, nil
