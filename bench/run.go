@@ -58,6 +58,7 @@ func (h *harness) run(ctx context.Context, spec runSpec) (result, error) {
 
 	rulesPath := filepath.Join(dir, "rules.yaml")
 	var p *proc
+	var warmup string
 	var err error
 	switch spec.Target {
 	case "gateway":
@@ -80,6 +81,10 @@ func (h *harness) run(ctx context.Context, spec runSpec) (result, error) {
 			return result{}, err
 		}
 		spec.adminAddr = fmt.Sprintf("127.0.0.1:%d", adminPort)
+		if err := waitInstances(ctx, spec.adminAddr, f.spec.Service, len(f.backends)); err != nil {
+			fmt.Fprintf(h.log, "  warning: %v; measuring anyway\n", err)
+			warmup = err.Error()
+		}
 	case "floor":
 		p, err = startFloor(ctx, floorConfig{
 			redisAddr: h.env.RedisAddr, stream: stream, group: group, consumer: "floor-1",
@@ -120,6 +125,7 @@ func (h *harness) run(ctx context.Context, spec runSpec) (result, error) {
 
 	res := h.collect(spec, rec, prod, before, after, completed)
 	res.Reloads = reloads
+	res.Warmup = warmup
 	if res.Received > 0 {
 		res.BenchCPUPerMsgUs = float64((sideAfter[0] - side[0]).Microseconds()) / float64(res.Received)
 		if h.env.redisPid != 0 {

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
@@ -128,4 +129,55 @@ func scrapeMetrics(admin string, want ...string) (map[string]float64, error) {
 		return nil, fmt.Errorf("scrape metrics: %w", err)
 	}
 	return out, nil
+}
+
+// waitInstances waits until the gateway's GET /instances lists service
+// with want healthy instances, so a run measures steady state rather than
+// discovery warm-up. The JSON is walked generically: any object with
+// "service" == service and an "instances" array of objects with "state".
+func waitInstances(ctx context.Context, admin, service string, want int) error {
+	client := &http.Client{Timeout: time.Second}
+	return waitUntil(ctx, 10*time.Second, nil, func() error {
+		resp, err := client.Get("http://" + admin + "/instances")
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		var doc any
+		if err := json.NewDecoder(resp.Body).Decode(&doc); err != nil {
+			return fmt.Errorf("instances: %w", err)
+		}
+		if got := healthyIn(doc, service); got < want {
+			return fmt.Errorf("gateway sees %d healthy %s instances, want %d", got, service, want)
+		}
+		return nil
+	})
+}
+
+func healthyIn(doc any, service string) int {
+	switch v := doc.(type) {
+	case []any:
+		n := 0
+		for _, e := range v {
+			n += healthyIn(e, service)
+		}
+		return n
+	case map[string]any:
+		if v["service"] == service {
+			n := 0
+			list, _ := v["instances"].([]any)
+			for _, in := range list {
+				if m, ok := in.(map[string]any); ok && m["state"] == "healthy" {
+					n++
+				}
+			}
+			return n
+		}
+		n := 0
+		for _, e := range v {
+			n += healthyIn(e, service)
+		}
+		return n
+	}
+	return 0
 }
