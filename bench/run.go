@@ -103,6 +103,7 @@ func (h *harness) run(ctx context.Context, spec runSpec) (result, error) {
 		return result{}, err
 	}
 	side := h.sideCPU()
+	loadStart := loadAvg()
 	prod := &producer{rdb: h.rdb, stream: stream, total: spec.Messages, routes: max(spec.Routes, 1), rate: spec.Rate, batch: 256, tick: h.tick}
 	runCtx, cancel := context.WithTimeout(ctx, spec.Timeout)
 	defer cancel()
@@ -132,7 +133,7 @@ func (h *harness) run(ctx context.Context, spec runSpec) (result, error) {
 			res.RedisCPUPerMsgUs = float64((sideAfter[1] - side[1]).Microseconds()) / float64(res.Received)
 		}
 	}
-	res.LoadAvg = loadAvg()
+	res.LoadAvg, res.LoadAvgStart = loadAvg(), loadStart
 	pending := h.waitAcked(ctx, stream, group)
 	res.Pending = pending
 	res.DLQ, _ = h.rdb.XLen(ctx, dlq).Result()
