@@ -137,6 +137,9 @@ func (c *compiler) compileFile(src Source) {
 		return
 	}
 	if root == nil {
+		// A file caught mid-write (truncated, not yet filled) reads as empty;
+		// accepting it would publish a set without routes.
+		c.errorf(src.Name, 0, "", "empty rules file (write \"routes: []\" for a file without routes)")
 		return
 	}
 	errs := mapping(root, func(key string, k, v *yaml.Node) {
@@ -253,6 +256,10 @@ func (c *compiler) build(sources []Source) *Set {
 		s.services = append(s.services, name)
 	}
 	slices.Sort(s.services)
+	for abs := range c.schemas {
+		s.schemas = append(s.schemas, abs)
+	}
+	slices.Sort(s.schemas)
 	s.idx = buildIndex(s.routes)
 	s.version = hex.EncodeToString(c.hash.Sum(nil))
 	return s

@@ -14,6 +14,8 @@ func TestCompileErrors(t *testing.T) {
 		src  string
 		want []string // every problem, in order, as Problem.String()
 	}{
+		{"empty file", "", []string{`f.yaml: empty rules file (write "routes: []" for a file without routes)`}},
+		{"only comments", "# nothing yet\n", []string{`f.yaml: empty rules file (write "routes: []" for a file without routes)`}},
 		{"yaml syntax", "routes: [\n  - {name: a\n", []string{"f.yaml:1: did not find expected node content"}},
 		{"not a mapping", "- a\n", []string{"f.yaml:1: a rules file must be a mapping with keys routes and default"}},
 		{"two documents", "routes: []\n---\nroutes: []\n", []string{"f.yaml:2: more than one YAML document in a rules file"}},
@@ -74,8 +76,7 @@ func TestCompileErrors(t *testing.T) {
 
 func TestCompileAccepts(t *testing.T) {
 	tests := []struct{ name, src string }{
-		{"empty file", ""},
-		{"only comments", "# nothing yet\n"},
+		{"empty list", "routes: []\n"},
 		{"null routes", "routes:\n"},
 		{"null default", "default:\n"},
 		{"every key", `
@@ -196,7 +197,7 @@ func TestVersion(t *testing.T) {
 	if a == version(src("a.yaml", "routes: [] ")) {
 		t.Error("Version() ignores the contents")
 	}
-	two := []Source{{Name: "a", Data: []byte("routes: []")}, {Name: "b", Data: []byte("")}}
+	two := []Source{{Name: "a", Data: []byte("routes: []")}, {Name: "b", Data: []byte("default: {action: drop}")}}
 	if version(two) == version([]Source{two[1], two[0]}) {
 		t.Error("Version() ignores the order")
 	}

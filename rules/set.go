@@ -102,6 +102,7 @@ type Match struct {
 type Set struct {
 	version  string
 	files    []string
+	schemas  []string
 	loadedAt time.Time
 	routes   []*Route // evaluation order
 	def      Default
@@ -118,6 +119,10 @@ func (s *Set) Version() string { return s.version }
 
 // Files lists the rules files the set was built from, in load order.
 func (s *Set) Files() []string { return s.files }
+
+// SchemaFiles lists the absolute paths of the JSON Schema files the routes
+// use, sorted, so a watcher can reload when one changes.
+func (s *Set) SchemaFiles() []string { return s.schemas }
 
 // LoadedAt is when the set was compiled.
 func (s *Set) LoadedAt() time.Time { return s.loadedAt }

@@ -25,6 +25,10 @@ type Config struct {
 	// reload. Default 200ms. A steady stream of changes still reloads at the
 	// latest 4×Debounce after the first one.
 	Debounce time.Duration
+	// Version is the version of the set already active (loaded at startup),
+	// so that Run's first load does not publish the same set again. Default
+	// "": the first successful load is published.
+	Version string
 	// Logger receives watch problems (not reload failures, which go to
 	// onError). Default: discard.
 	Logger *slog.Logger
@@ -47,7 +51,8 @@ type Watcher struct {
 // New returns a Watcher for cfg. publish receives every newly loaded set
 // whose version differs from the last one published (the first load always
 // publishes); onError receives every failed load. Both are called from Run's
-// goroutine or from Reload's caller, one at a time. onError may be nil.
+// goroutine or from Reload's caller, one at a time, under the reload lock:
+// they must return promptly and must not call Reload. onError may be nil.
 func New(cfg Config, publish func(*rules.Set), onError func(error)) (*Watcher, error) {
 	if cfg.Path == "" {
 		return nil, errors.New("rulewatch: Path is required")
@@ -67,7 +72,7 @@ func New(cfg Config, publish func(*rules.Set), onError func(error)) (*Watcher, e
 	if onError == nil {
 		onError = func(error) {}
 	}
-	return &Watcher{cfg: cfg, publish: publish, onError: onError}, nil
+	return &Watcher{cfg: cfg, publish: publish, onError: onError, version: cfg.Version}, nil
 }
 
 // Reload loads the rules now. On success it publishes the set if its version
@@ -91,7 +96,9 @@ func (w *Watcher) Reload() error {
 	return nil
 }
 
-// Run loads the rules once, then watches for changes until ctx is done. It
+// Run starts watching, loads the rules once (so a change made before the
+// watch was in place is not missed), then reloads on changes until ctx is
+// done. It
 // watches the directory holding the rules file (or the rules directory) and
 // those holding schema files, because editors replace files by renaming and
 // Kubernetes swaps a ..data symlink: a watch on the file itself would be lost.
