@@ -27,7 +27,8 @@ type Problem struct {
 }
 
 // String formats the problem as "file:line: message" (or "file: message" when
-// the line is unknown), with a "warning: " prefix for warnings.
+// the line is unknown), the message starting with the route's name if any.
+// Warnings are not marked: callers print Warning as they see fit.
 func (p Problem) String() string {
 	var b strings.Builder
 	b.WriteString(p.File)
@@ -35,9 +36,6 @@ func (p Problem) String() string {
 		fmt.Fprintf(&b, ":%d", p.Line)
 	}
 	b.WriteString(": ")
-	if p.Warning {
-		b.WriteString("warning: ")
-	}
 	if p.Route != "" {
 		fmt.Fprintf(&b, "route %q: ", p.Route)
 	}

@@ -1,0 +1,32 @@
+package rules
+
+import (
+	"reflect"
+	"testing"
+)
+
+func TestNewMessage(t *testing.T) {
+	tests := []struct {
+		name   string
+		fields map[string]string
+		want   Message
+	}{
+		{"defaults", map[string]string{"payload": "{}"},
+			Message{Stream: "s", ID: "1-0", Payload: "{}", ContentType: DefaultContentType, CorrelationID: "1-0", Deliveries: 2}},
+		{"reserved fields and attributes", map[string]string{
+			"payload": "x", "content_type": "text/plain", "correlation_id": "c", "reply_to": "replies", "type": "t", "X-Odd": "v"},
+			Message{Stream: "s", ID: "1-0", Payload: "x", ContentType: "text/plain", CorrelationID: "c", ReplyTo: "replies",
+				Headers: map[string]string{"type": "t", "X-Odd": "v"}, Deliveries: 2}},
+		{"empty reserved values keep defaults", map[string]string{"content_type": "", "correlation_id": ""},
+			Message{Stream: "s", ID: "1-0", ContentType: DefaultContentType, CorrelationID: "1-0", Deliveries: 2}},
+		{"nil fields", nil, Message{Stream: "s", ID: "1-0", ContentType: DefaultContentType, CorrelationID: "1-0", Deliveries: 2}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := NewMessage("s", "1-0", tt.fields, 2)
+			if !reflect.DeepEqual(*got, tt.want) {
+				t.Errorf("NewMessage(%v) = %+v, want %+v", tt.fields, got, tt.want)
+			}
+		})
+	}
+}
