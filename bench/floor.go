@@ -50,7 +50,7 @@ func floorMain(args []string) error {
 	}
 	c.instances = strings.Split(instances, ",")
 	if c.redisAddr == "" || c.stream == "" || instances == "" {
-		return errors.New("floor-worker: -redis, -stream and -instances are required")
+		return errors.New("-redis, -stream and -instances are required")
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

@@ -49,6 +49,7 @@ type options struct {
 	timeout     time.Duration
 	tick        time.Duration
 	gatewayEnv  envList
+	perf        bool
 }
 
 // envList is a repeatable KEY=VALUE flag.
@@ -95,6 +96,7 @@ func main() {
 	flag.DurationVar(&o.timeout, "timeout", 2*time.Minute, "deadline of each run")
 	flag.DurationVar(&o.tick, "tick", 500*time.Microsecond, "open-loop producer wakes at most once per tick (0: per message)")
 	flag.Var(&o.gatewayEnv, "gateway-env", "extra gateway setting as GATEWAY_<SECTION>_<KEY>=VALUE (repeatable)")
+	flag.BoolVar(&o.perf, "perf", false, "profile the consumer with Linux perf during each run (reports in -out)")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -133,6 +135,7 @@ func run(ctx context.Context, o options) error {
 	h.gatewayBin = o.gatewayBin
 	h.outDir = o.outDir
 	h.gatewayEnv = o.gatewayEnv
+	h.perf = o.perf
 	if h.gatewayBin == "" && o.scenario != "floor" {
 		bin, err := buildGateway(ctx, root, tmp)
 		if err != nil {

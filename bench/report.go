@@ -139,6 +139,9 @@ func printTable(w io.Writer, rep report) {
 		if !r.Completed {
 			fmt.Fprintf(w, "\n%s: INCOMPLETE: %d of %d messages arrived before the deadline\n", r.Name, r.Received, r.Messages)
 		}
+		if r.Profile != "" {
+			fmt.Fprintf(w, "\n%s: CPU profile in %s\n", r.Name, r.Profile)
+		}
 		if r.LogFile != "" {
 			fmt.Fprintf(w, "\n%s: consumer output kept in %s\n", r.Name, r.LogFile)
 		}

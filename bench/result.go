@@ -53,10 +53,11 @@ type result struct {
 	RedisCPUPerMsgUs float64 `json:"redis_cpu_per_msg_us,omitempty"`
 	// LoadAvg is the machine's 1-minute load average at the end of the run.
 	LoadAvg      float64 `json:"loadavg_1m"`
-	LoadAvgStart float64 `json:"loadavg_1m_start"` // before producing: mostly others' load
+	LoadAvgStart float64 `json:"loadavg_1m_start"`         // before producing: mostly others' load
 	Warmup       string  `json:"warmup_problem,omitempty"` // gateway did not list every instance healthy in time
-	LogFile      string  `json:"consumer_log,omitempty"` // kept when the run went wrong
-	ExitError    string  `json:"exit_error,omitempty"`   // consumer's exit on SIGTERM
+	Profile      string  `json:"perf_report,omitempty"`    // -perf: per-symbol CPU profile of the consumer
+	LogFile      string  `json:"consumer_log,omitempty"`   // kept when the run went wrong
+	ExitError    string  `json:"exit_error,omitempty"`     // consumer's exit on SIGTERM
 	Reloads      int     `json:"rules_writes,omitempty"`
 	ReloadsSeen  float64 `json:"reloads_ok_metric,omitempty"` // gateway_rules_reloads_total{result="success"}
 	ReloadErrors float64 `json:"reloads_failed_metric,omitempty"`

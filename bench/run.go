@@ -30,6 +30,7 @@ type harness struct {
 	tick       time.Duration // open-loop producer wake-up period
 	outDir     string
 	gatewayEnv []string // extra GATEWAY_* settings for the gateway process
+	perf       bool     // profile consumers with perf during each run
 }
 
 // run performs one measured run and returns what it measured.
@@ -104,6 +105,12 @@ func (h *harness) run(ctx context.Context, spec runSpec) (result, error) {
 	}
 	side := h.sideCPU()
 	loadStart := loadAvg()
+	var prof *profiler
+	if h.perf {
+		if prof, err = startProfile(h.outDir, id+"."+p.name, p.Pid()); err != nil {
+			return result{}, err
+		}
+	}
 	prod := &producer{rdb: h.rdb, stream: stream, total: spec.Messages, routes: max(spec.Routes, 1), rate: spec.Rate, batch: 256, tick: h.tick}
 	runCtx, cancel := context.WithTimeout(ctx, spec.Timeout)
 	defer cancel()
@@ -126,6 +133,13 @@ func (h *harness) run(ctx context.Context, spec runSpec) (result, error) {
 
 	res := h.collect(spec, rec, prod, before, after, completed)
 	res.Reloads = reloads
+	if prof != nil {
+		if path, err := prof.stop(ctx); err != nil {
+			fmt.Fprintf(h.log, "  warning: %v\n", err)
+		} else {
+			res.Profile = path
+		}
+	}
 	res.Warmup = warmup
 	if res.Received > 0 {
 		res.BenchCPUPerMsgUs = float64((sideAfter[0] - side[0]).Microseconds()) / float64(res.Received)
