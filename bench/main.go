@@ -50,6 +50,7 @@ type options struct {
 	tick        time.Duration
 	gatewayEnv  envList
 	perf        bool
+	waitIdle    float64
 }
 
 // envList is a repeatable KEY=VALUE flag.
@@ -97,6 +98,7 @@ func main() {
 	flag.DurationVar(&o.tick, "tick", 500*time.Microsecond, "open-loop producer wakes at most once per tick (0: per message)")
 	flag.Var(&o.gatewayEnv, "gateway-env", "extra gateway setting as GATEWAY_<SECTION>_<KEY>=VALUE (repeatable)")
 	flag.BoolVar(&o.perf, "perf", false, "profile the consumer with Linux perf during each run (reports in -out)")
+	flag.Float64Var(&o.waitIdle, "wait-idle", 0, "before each run wait (at most 1 min) until the CPUs were this idle over 1 s, e.g. 0.9")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -136,6 +138,12 @@ func run(ctx context.Context, o options) error {
 	h.outDir = o.outDir
 	h.gatewayEnv = o.gatewayEnv
 	h.perf = o.perf
+	h.waitIdle = o.waitIdle
+	if o.perf {
+		if h.floorBin, err = buildSelf(ctx, root, tmp); err != nil {
+			return err
+		}
+	}
 	if h.gatewayBin == "" && o.scenario != "floor" {
 		bin, err := buildGateway(ctx, root, tmp)
 		if err != nil {

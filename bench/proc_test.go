@@ -29,3 +29,13 @@ func TestTailBuffer(t *testing.T) {
 		t.Errorf("tail = %q, want %q", got, "cdef")
 	}
 }
+
+func TestCPUIdle(t *testing.T) {
+	idle, err := cpuIdle(t.Context(), 100*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if idle < 0 || idle > 1 {
+		t.Errorf("cpuIdle = %v, want within [0,1]", idle)
+	}
+}

@@ -102,7 +102,7 @@ func writeReport(dir, scenario string, started time.Time, o options, results []r
 // printTable writes the results as a Markdown table, the form README uses.
 func printTable(w io.Writer, rep report) {
 	fmt.Fprintf(w, "\n### %s (%d CPUs, %s)\n\n", rep.Scenario, rep.Host.CPUs, rep.Host.CPUModel)
-	fmt.Fprintln(w, "| run | offered msg/s | received | msg/s | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | done p50 | done p99 | done p99.9 | peak RSS MiB | CPU us/msg | bench+redis us/msg | load before | slow share | lost | dup | dlq |")
+	fmt.Fprintln(w, "| run | offered msg/s | received | msg/s | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | done p50 | done p99 | done p99.9 | peak RSS MiB | CPU us/msg | bench+redis us/msg | idle before % | slow share | lost | dup | dlq |")
 	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 	for _, r := range rep.Results {
 		offered := "closed"
@@ -116,7 +116,7 @@ func printTable(w io.Writer, rep report) {
 		fmt.Fprintf(w, "| %s | %s | %d/%d | %.0f | %.2f | %.2f | %.2f | %.2f | %.1f | %.2f | %.2f | %.2f | %.1f | %.1f | %.1f+%.1f | %.1f | %s | %d | %d | %d |\n",
 			r.Name, offered, r.Received, r.Messages, r.Throughput, r.E2E.P50, r.E2E.P90, r.E2E.P99, r.E2E.P999, r.E2E.Max,
 			r.Done.P50, r.Done.P99, r.Done.P999,
-			r.PeakRSSMiB, r.CPUPerMsgUs, r.BenchCPUPerMsgUs, r.RedisCPUPerMsgUs, r.LoadAvgStart, slow, r.Lost, r.Duplicates, r.DLQ)
+			r.PeakRSSMiB, r.CPUPerMsgUs, r.BenchCPUPerMsgUs, r.RedisCPUPerMsgUs, 100*r.IdleBefore, slow, r.Lost, r.Duplicates, r.DLQ)
 	}
 	if len(rep.Comparisons) > 0 {
 		fmt.Fprintln(w, "\n| gateway run | vs | throughput ratio | p99 delta ms | done p99 delta ms | CPU/msg ratio | RSS ratio |")
@@ -126,8 +126,9 @@ func printTable(w io.Writer, rep report) {
 		}
 	}
 	for _, r := range rep.Results {
-		if r.LoadAvgStart > 1.5 {
-			fmt.Fprintf(w, "\n%s: NOISY: load average %.1f before it started: other work shared the %d CPUs\n", r.Name, r.LoadAvgStart, rep.Host.CPUs)
+		if r.IdleBefore < 0.8 {
+			fmt.Fprintf(w, "\n%s: NOISY: CPUs only %.0f%% idle before it started (load %.1f): other work shared the %d CPUs\n",
+				r.Name, 100*r.IdleBefore, r.LoadAvgStart, rep.Host.CPUs)
 		}
 		if r.Reloads > 0 {
 			fmt.Fprintf(w, "\n%s: rules file rewritten %d times; gateway reported %.0f successful and %.0f failed reloads.\n",

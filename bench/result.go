@@ -54,6 +54,7 @@ type result struct {
 	// LoadAvg is the machine's 1-minute load average at the end of the run.
 	LoadAvg      float64 `json:"loadavg_1m"`
 	LoadAvgStart float64 `json:"loadavg_1m_start"`         // before producing: mostly others' load
+	IdleBefore   float64 `json:"cpu_idle_before"`          // idle fraction of all CPUs in the second before the run
 	Warmup       string  `json:"warmup_problem,omitempty"` // gateway did not list every instance healthy in time
 	Profile      string  `json:"perf_report,omitempty"`    // -perf: per-symbol CPU profile of the consumer
 	LogFile      string  `json:"consumer_log,omitempty"`   // kept when the run went wrong

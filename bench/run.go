@@ -31,6 +31,8 @@ type harness struct {
 	outDir     string
 	gatewayEnv []string // extra GATEWAY_* settings for the gateway process
 	perf       bool     // profile consumers with perf during each run
+	floorBin   string   // empty: this executable
+	waitIdle   float64  // before each run, wait (≤1 min) for this idle fraction
 }
 
 // run performs one measured run and returns what it measured.
@@ -49,6 +51,10 @@ func (h *harness) run(ctx context.Context, spec runSpec) (result, error) {
 	}
 	defer h.rdb.Del(context.Background(), stream, dlq)
 
+	idle, err := waitIdle(ctx, h.waitIdle, time.Minute)
+	if err != nil {
+		return result{}, err
+	}
 	f := spec.Fleet
 	rec := newRecorder(spec.Messages, len(f.backends))
 	f.record(rec)
@@ -60,7 +66,6 @@ func (h *harness) run(ctx context.Context, spec runSpec) (result, error) {
 	rulesPath := filepath.Join(dir, "rules.yaml")
 	var p *proc
 	var warmup string
-	var err error
 	switch spec.Target {
 	case "gateway":
 		if h.gatewayBin == "" {
@@ -87,7 +92,7 @@ func (h *harness) run(ctx context.Context, spec runSpec) (result, error) {
 			warmup = err.Error()
 		}
 	case "floor":
-		p, err = startFloor(ctx, floorConfig{
+		p, err = startFloor(ctx, h.floorBin, floorConfig{
 			redisAddr: h.env.RedisAddr, stream: stream, group: group, consumer: "floor-1",
 			instances: f.addrs, batch: h.batch, inflight: h.inflight,
 		})
@@ -148,6 +153,7 @@ func (h *harness) run(ctx context.Context, spec runSpec) (result, error) {
 		}
 	}
 	res.LoadAvg, res.LoadAvgStart = loadAvg(), loadStart
+	res.IdleBefore = idle
 	pending := h.waitAcked(ctx, stream, group)
 	res.Pending = pending
 	res.DLQ, _ = h.rdb.XLen(ctx, dlq).Result()

@@ -31,6 +31,18 @@ func buildGateway(ctx context.Context, repoRoot, dir string) (string, error) {
 	return bin, nil
 }
 
+// buildSelf compiles this program with symbols into dir: `go run` strips
+// them, and perf needs them to name the floor's functions.
+func buildSelf(ctx context.Context, repoRoot, dir string) (string, error) {
+	bin := filepath.Join(dir, "bench")
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./bench")
+	cmd.Dir = repoRoot
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build ./bench: %w\n%s", err, out)
+	}
+	return bin, nil
+}
+
 // startGateway writes cfg and the rules file's first generation into dir
 // and starts `gateway run --config`, returning once /readyz answers 200.
 // env holds extra GATEWAY_<SECTION>_<KEY>=value overrides.
@@ -62,14 +74,17 @@ func startGateway(ctx context.Context, bin, dir string, env []string, cfg gatewa
 	return p, nil
 }
 
-// startFloor runs this program as `bench floor-worker` and waits until it
-// has created its group.
-func startFloor(ctx context.Context, c floorConfig) (*proc, error) {
-	self, err := os.Executable()
-	if err != nil {
-		return nil, fmt.Errorf("floor: own executable: %w", err)
+// startFloor runs bin (this program; empty: our own executable) as
+// `bench floor-worker` and waits until it has created its group.
+func startFloor(ctx context.Context, bin string, c floorConfig) (*proc, error) {
+	if bin == "" {
+		self, err := os.Executable()
+		if err != nil {
+			return nil, fmt.Errorf("floor: own executable: %w", err)
+		}
+		bin = self
 	}
-	p, err := startProc("floor", self, nil, nil, "floor-worker",
+	p, err := startProc("floor", bin, nil, nil, "floor-worker",
 		"-redis", c.redisAddr, "-stream", c.stream, "-group", c.group,
 		"-consumer", c.consumer, "-instances", strings.Join(c.instances, ","),
 		"-batch", strconv.Itoa(c.batch), "-inflight", strconv.Itoa(c.inflight))
