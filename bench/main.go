@@ -51,6 +51,7 @@ type options struct {
 	gatewayEnv  envList
 	perf        bool
 	waitIdle    float64
+	repeat      int
 }
 
 // envList is a repeatable KEY=VALUE flag.
@@ -99,6 +100,7 @@ func main() {
 	flag.Var(&o.gatewayEnv, "gateway-env", "extra gateway setting as GATEWAY_<SECTION>_<KEY>=VALUE (repeatable)")
 	flag.BoolVar(&o.perf, "perf", false, "profile the consumer with Linux perf during each run (reports in -out)")
 	flag.Float64Var(&o.waitIdle, "wait-idle", 0, "before each run wait (at most 1 min) until the CPUs were this idle over 1 s, e.g. 0.9")
+	flag.IntVar(&o.repeat, "repeat", 1, "run each scenario this many times, floor and gateway interleaved; reports give medians")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -164,7 +166,20 @@ func run(ctx context.Context, o options) error {
 		h.scenario = name
 		fmt.Printf("== scenario %s\n", name)
 		started := time.Now()
-		results, err := sc(ctx, h, o)
+		var results []result
+		for trial := 1; trial <= max(o.repeat, 1); trial++ {
+			if o.repeat > 1 {
+				fmt.Printf("-- trial %d of %d\n", trial, o.repeat)
+			}
+			rs, rerr := sc(ctx, h, o)
+			for i := range rs {
+				rs[i].Trial = trial
+			}
+			results, err = append(results, rs...), rerr
+			if err != nil {
+				break
+			}
+		}
 		if len(results) > 0 {
 			if werr := writeReport(o.outDir, name, started, o, results); werr != nil {
 				err = errors.Join(err, werr)

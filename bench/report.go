@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"time"
 )
@@ -32,6 +33,8 @@ type hostInfo struct {
 // scenario at the same offered load.
 type comparison struct {
 	Name            string  `json:"name"`
+	Trial           int     `json:"trial"`
+	Offered         float64 `json:"offered_rate,omitempty"`
 	Floor           string  `json:"floor"`
 	ThroughputRatio float64 `json:"throughput_ratio"`  // gateway / floor
 	P99DeltaMs      float64 `json:"p99_delta_ms"`      // gateway - floor, receipt
@@ -49,11 +52,11 @@ func compare(results []result) []comparison {
 			continue
 		}
 		for _, f := range results {
-			if f.Target != "floor" || f.Offered != g.Offered {
+			if f.Target != "floor" || f.Offered != g.Offered || f.Trial != g.Trial {
 				continue
 			}
 			out = append(out, comparison{
-				Name: g.Name, Floor: f.Name,
+				Name: g.Name, Floor: f.Name, Trial: g.Trial, Offered: g.Offered,
 				ThroughputRatio: ratio(g.Throughput, f.Throughput),
 				P99DeltaMs:      g.E2E.P99 - f.E2E.P99,
 				DoneP99DeltaMs:  g.Done.P99 - f.Done.P99,
@@ -64,6 +67,61 @@ func compare(results []result) []comparison {
 		}
 	}
 	return out
+}
+
+// delta renders a p99 difference; closed-loop runs measure backlog
+// drain time, not latency, so their difference means nothing.
+func delta(c comparison, d float64) string {
+	if c.Offered == 0 {
+		return "n/a (closed loop)"
+	}
+	return fmt.Sprintf("%+.2f", d)
+}
+
+// printMedians summarizes repeated trials: per gateway run, the median of
+// each comparison over the trials.
+func printMedians(w io.Writer, cs []comparison) {
+	var names []string
+	by := map[string][]comparison{}
+	for _, c := range cs {
+		if _, ok := by[c.Name]; !ok {
+			names = append(names, c.Name)
+		}
+		by[c.Name] = append(by[c.Name], c)
+	}
+	if len(cs) == len(names) {
+		return // one trial: nothing to summarize
+	}
+	fmt.Fprintln(w, "\n| gateway run | trials | median throughput ratio | median p99 delta ms | median done p99 delta ms | median CPU/msg ratio |")
+	fmt.Fprintln(w, "|---|---|---|---|---|---|")
+	for _, n := range names {
+		list := by[n]
+		pick := func(f func(comparison) float64) float64 {
+			v := make([]float64, len(list))
+			for i, c := range list {
+				v[i] = f(c)
+			}
+			return median(v)
+		}
+		c := comparison{Offered: list[0].Offered}
+		fmt.Fprintf(w, "| %s | %d | %.2fx | %s | %s | %.2fx |\n", n, len(list),
+			pick(func(c comparison) float64 { return c.ThroughputRatio }),
+			delta(c, pick(func(c comparison) float64 { return c.P99DeltaMs })),
+			delta(c, pick(func(c comparison) float64 { return c.DoneP99DeltaMs })),
+			pick(func(c comparison) float64 { return c.CPUPerMsgRatio }))
+	}
+}
+
+func median(v []float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	s := slices.Clone(v)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
 
 func ratio(a, b float64) float64 {
@@ -119,11 +177,13 @@ func printTable(w io.Writer, rep report) {
 			r.PeakRSSMiB, r.CPUPerMsgUs, r.BenchCPUPerMsgUs, r.RedisCPUPerMsgUs, 100*r.IdleBefore, slow, r.Lost, r.Duplicates, r.DLQ)
 	}
 	if len(rep.Comparisons) > 0 {
-		fmt.Fprintln(w, "\n| gateway run | vs | throughput ratio | p99 delta ms | done p99 delta ms | CPU/msg ratio | RSS ratio |")
-		fmt.Fprintln(w, "|---|---|---|---|---|---|---|")
+		fmt.Fprintln(w, "\n| gateway run | trial | vs | throughput ratio | p99 delta ms | done p99 delta ms | CPU/msg ratio | RSS ratio |")
+		fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|")
 		for _, c := range rep.Comparisons {
-			fmt.Fprintf(w, "| %s | %s | %.2fx | %+.2f | %+.2f | %.2fx | %.2fx |\n", c.Name, c.Floor, c.ThroughputRatio, c.P99DeltaMs, c.DoneP99DeltaMs, c.CPUPerMsgRatio, c.RSSRatio)
+			fmt.Fprintf(w, "| %s | %d | %s | %.2fx | %s | %s | %.2fx | %.2fx |\n", c.Name, c.Trial, c.Floor, c.ThroughputRatio,
+				delta(c, c.P99DeltaMs), delta(c, c.DoneP99DeltaMs), c.CPUPerMsgRatio, c.RSSRatio)
 		}
+		printMedians(w, rep.Comparisons)
 	}
 	for _, r := range rep.Results {
 		if r.IdleBefore < 0.8 {

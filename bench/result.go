@@ -22,6 +22,7 @@ type runSpec struct {
 // result is what a run measured. Every number comes from this run.
 type result struct {
 	Scenario  string  `json:"scenario"`
+	Trial     int     `json:"trial"`
 	Name      string  `json:"name"`
 	Target    string  `json:"target"`
 	Algorithm string  `json:"algorithm,omitempty"`
