@@ -362,3 +362,34 @@ func TestMatchAppendsToDst(t *testing.T) {
 		t.Errorf("Match did not reuse dst's backing array")
 	}
 }
+
+func TestMatchConcurrent(t *testing.T) {
+	s, err := Load("testdata/rules.yaml")
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	m := msg("orders", map[string]string{"type": "order.created", "payload": `{"id": "o", "total": 5}`})
+	const workers, each = 4, 200
+	done := make(chan string, workers)
+	for range workers {
+		go func() {
+			var dst []Match
+			for range each {
+				dst = s.Match(m, dst[:0])
+				if names(dst) != "[orders-audit orders]" {
+					done <- names(dst)
+					return
+				}
+			}
+			done <- ""
+		}()
+	}
+	for range workers {
+		if got := <-done; got != "" {
+			t.Fatalf("concurrent Match = %v, want [orders-audit orders]", got)
+		}
+	}
+	if got := s.Routes()[2].Matches(); got != workers*each {
+		t.Errorf("orders Matches() = %d, want %d", got, workers*each)
+	}
+}
