@@ -15,8 +15,6 @@ type runSpec struct {
 	// ReloadEvery > 0 rewrites the rules file at that period during the run.
 	ReloadEvery time.Duration
 	Timeout     time.Duration
-
-	adminAddr string // set by run for the gateway
 }
 
 // result is what a run measured. Every number comes from this run.

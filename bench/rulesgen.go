@@ -1,10 +1,12 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 )
 
 // rulesYAML renders n routes to service: route ri matches messages whose
@@ -76,4 +78,21 @@ func configYAML(c gatewayConfig) []byte {
 		fmt.Fprintf(&b, "balancer:\n  algorithm: %s\n", c.Algorithm)
 	}
 	return []byte(b.String())
+}
+
+// reloadLoop rewrites the rules file every spec.ReloadEvery until ctx ends.
+func reloadLoop(ctx context.Context, path string, spec runSpec, count *int) error {
+	t := time.NewTicker(spec.ReloadEvery)
+	defer t.Stop()
+	for gen := 1; ; gen++ {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		if err := writeAtomic(path, rulesYAML(spec.Routes, spec.Fleet.spec.Service, gen)); err != nil {
+			return err
+		}
+		*count = gen
+	}
 }

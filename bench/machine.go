@@ -70,3 +70,31 @@ func waitIdle(ctx context.Context, want float64, limit time.Duration) (float64, 
 		}
 	}
 }
+
+// sideCPU is the CPU time used so far by the bench process itself
+// (producer and backends) and by redis-server (when started here): the
+// other tenants of the machine's cores.
+func (h *harness) sideCPU() [2]time.Duration {
+	var out [2]time.Duration
+	if s, err := readProcStat(os.Getpid()); err == nil {
+		out[0] = s.CPU
+	}
+	if h.env.redisPid != 0 {
+		if s, err := readProcStat(h.env.redisPid); err == nil {
+			out[1] = s.CPU
+		}
+	}
+	return out
+}
+
+// loadAvg is /proc/loadavg's 1-minute figure: how busy the machine was
+// with everything, including work that is not this benchmark.
+func loadAvg() float64 {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return 0
+	}
+	var v float64
+	fmt.Sscanf(string(b), "%f", &v)
+	return v
+}
