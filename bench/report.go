@@ -186,6 +186,13 @@ func printTable(w io.Writer, rep report) {
 		printMedians(w, rep.Comparisons)
 	}
 	for _, r := range rep.Results {
+		if r.Slow > 0 || r.Algorithm != "" {
+			var shares []string
+			for _, in := range r.PerInstance {
+				shares = append(shares, fmt.Sprintf("%.1f", 100*in.Share))
+			}
+			fmt.Fprintf(w, "\n%s: per-instance share %% (slow first): %s\n", r.Name, strings.Join(shares, " "))
+		}
 		if r.IdleBefore < 0.8 {
 			fmt.Fprintf(w, "\n%s: NOISY: CPUs only %.0f%% idle before it started (load %.1f): other work shared the %d CPUs\n",
 				r.Name, 100*r.IdleBefore, r.LoadAvgStart, rep.Host.CPUs)
