@@ -180,24 +180,30 @@ func rulesScenario(ctx context.Context, h *harness, o options) ([]result, error)
 	return out, nil
 }
 
-// reloadScenario runs the gateway open-loop with and without the rules file
-// being rewritten every -reload-every; every message must arrive once.
+// reloadScenario runs the floor and the gateway open-loop at -rate, then
+// the gateway again with the rules file rewritten every -reload-every;
+// every message must arrive exactly once.
 func reloadScenario(ctx context.Context, h *harness, o options) ([]result, error) {
-	if h.gatewayBin == "" {
-		return nil, errNoGateway
-	}
 	f, err := h.uniformFleet(ctx, o)
 	if err != nil {
 		return nil, err
 	}
 	rate := orDefault(o.rate, 5000)
 	n := int(rate * o.duration.Seconds())
-	base, err := h.run(ctx, runSpec{Name: "gateway/steady", Target: "gateway", Fleet: f, Rate: rate, Messages: n, Routes: o.routes, Timeout: o.timeout})
+	fl, err := h.run(ctx, runSpec{Name: "floor", Target: "floor", Fleet: f, Rate: rate, Messages: n, Timeout: o.timeout})
 	if err != nil {
 		return nil, err
 	}
+	out := []result{fl}
+	if h.gatewayBin == "" {
+		return out, errNoGateway
+	}
+	base, err := h.run(ctx, runSpec{Name: "gateway/steady", Target: "gateway", Fleet: f, Rate: rate, Messages: n, Routes: o.routes, Timeout: o.timeout})
+	if out, err = collectOK(out, base, err); err != nil {
+		return out, err
+	}
 	r, err := h.run(ctx, runSpec{Name: "gateway/reloading", Target: "gateway", Fleet: f, Rate: rate, Messages: n, Routes: o.routes, ReloadEvery: o.reloadEvery, Timeout: o.timeout})
-	return collectOK([]result{base}, r, err)
+	return collectOK(out, r, err)
 }
 
 func collectOK(out []result, r result, err error) ([]result, error) {
