@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -24,6 +25,10 @@ type report struct {
 }
 
 type hostInfo struct {
+	// Commit is the repository's HEAD when the report was written; Dirty
+	// says the working tree (the gateway measured) had uncommitted changes.
+	Commit   string `json:"commit"`
+	Dirty    bool   `json:"dirty"`
 	CPUs     int    `json:"cpus"`
 	CPUModel string `json:"cpu_model"`
 	Go       string `json:"go"`
@@ -138,6 +143,7 @@ func writeReport(dir, scenario string, started time.Time, o options, results []r
 		Host:    hostInfo{CPUs: runtime.NumCPU(), CPUModel: cpuModel(), Go: runtime.Version()},
 		Results: results, Comparisons: compare(results),
 	}
+	rep.Host.Commit, rep.Host.Dirty = gitState()
 	printTable(os.Stdout, rep)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
@@ -159,7 +165,11 @@ func writeReport(dir, scenario string, started time.Time, o options, results []r
 
 // printTable writes the results as a Markdown table, the form README uses.
 func printTable(w io.Writer, rep report) {
-	fmt.Fprintf(w, "\n### %s (%d CPUs, %s)\n\n", rep.Scenario, rep.Host.CPUs, rep.Host.CPUModel)
+	dirty := ""
+	if rep.Host.Dirty {
+		dirty = " + uncommitted changes"
+	}
+	fmt.Fprintf(w, "\n### %s (%d CPUs, %s; commit %.12s%s)\n\n", rep.Scenario, rep.Host.CPUs, rep.Host.CPUModel, rep.Host.Commit, dirty)
 	fmt.Fprintln(w, "| run | offered msg/s | received | msg/s | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | done p50 | done p99 | done p99.9 | peak RSS MiB | CPU us/msg | bench+redis us/msg | idle before % | slow share | lost | dup | dlq |")
 	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 	for _, r := range rep.Results {
@@ -215,6 +225,17 @@ func printTable(w io.Writer, rep report) {
 		}
 	}
 	fmt.Fprintln(w)
+}
+
+// gitState returns HEAD and whether the tree has uncommitted changes
+// ("unknown" outside git).
+func gitState() (string, bool) {
+	head, err := exec.Command("git", "rev-parse", "HEAD").Output()
+	if err != nil {
+		return "unknown", false
+	}
+	st, _ := exec.Command("git", "status", "--porcelain", "--untracked-files=no").Output()
+	return strings.TrimSpace(string(head)), len(strings.TrimSpace(string(st))) > 0
 }
 
 func cpuModel() string {
