@@ -256,6 +256,7 @@ func (c *compiler) build(sources []Source) *Set {
 		s.services = append(s.services, name)
 	}
 	slices.Sort(s.services)
+	s.shape = bodyShape(s.routes)
 	for abs := range c.schemas {
 		s.schemas = append(s.schemas, abs)
 	}
@@ -299,4 +300,27 @@ func (c *compiler) loadSchema(ruleFile, ref string) (*jsonschema.Schema, error) 
 	hashPart(c.hash, data)
 	c.schemas[abs] = sch
 	return sch, nil
+}
+
+// bodyShape merges what the routes' expressions observe of the body. Schema
+// validation needs the whole body, so any schema disables the projection.
+func bodyShape(routes []*Route) *shape {
+	root := &shape{keys: map[string]*shape{}}
+	for _, r := range routes {
+		if r.schema != nil {
+			return nil
+		}
+		for _, p := range []*program{r.match, r.pathExpr} {
+			if p == nil {
+				continue
+			}
+			for _, path := range p.bodyPaths {
+				if len(path) == 0 {
+					return nil
+				}
+				root.add(path)
+			}
+		}
+	}
+	return root
 }

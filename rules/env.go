@@ -74,6 +74,7 @@ type evalState struct {
 	vm    vm.VM
 	env   map[string]any
 	msg   *Message
+	shape *shape // the observable part of the body; nil: all
 	body  any
 	state bodyState
 	lists [][]int32 // candidate lists being merged
@@ -86,8 +87,9 @@ func newEvalState() *evalState {
 
 // reset prepares the state for message m, filling only the variables the
 // set's expressions use.
-func (st *evalState) reset(m *Message, uses varSet) {
+func (st *evalState) reset(m *Message, uses varSet, sh *shape) {
 	st.msg = m
+	st.shape = sh
 	st.body = nil
 	st.state = bodyPending
 	st.lists = st.lists[:0]
@@ -122,7 +124,7 @@ func (st *evalState) release() {
 // decodeBody decodes the payload once; later calls return the cached result.
 func (st *evalState) decodeBody() (any, bodyState) {
 	if st.state == bodyPending {
-		st.body, st.state = decodeJSON(st.msg.Payload)
+		st.body, st.state = decodeJSONShape(st.msg.Payload, st.shape)
 		st.env[varBody] = st.body
 	}
 	return st.body, st.state

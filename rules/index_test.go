@@ -27,11 +27,21 @@ var (
 		`not (headers.type == "%s")`,
 		`payload contains "urgent"`,
 		`true`,
+		`len(body) > 1`,
+		`body.nested.kind == "%s"`,
+		`"kind" in body`,
+		`body.list[0] == 1`,
+		`body.nested == nil`,
+		`body?.nested?.deep?.x == "%s"`,
+		`string(body.nested) contains "deep"`,
 	}
 	genPayloads = []string{
 		``, `not json`, `null`, `[1, 2]`, `{"kind": "x"}`, `{"kind": "y", "total": 20}`,
 		`{"kind": 5}`, `{"total": "many"}`, `{"nested": {"kind": "x"}, "total": 11}`, `{"nested": "flat"}`,
 		`{"kind": "x", "note": "urgent"}`,
+		`{"kind": "x", "list": [1, {"a": 2}], "nested": {"kind": "y", "deep": {"x": "x"}}}`,
+		`{"kind": "y", "big": 1e400}`, `{"kind": "x", "junk": "\q"}`, `{"kind": "x", "junk": ["\u00e9", {"a": [null]}]}`,
+		`{"nested": {"kind": "x", "other": [1,2,3]}, "kind": "y"}`, `{"kind": "x", "nested": {"kind": "x"} `,
 	}
 )
 
@@ -156,7 +166,7 @@ routes:
 	}{{"a", false}, {"b", true}, {"zzz", false}}
 	for _, tt := range tests {
 		st := s.getState()
-		st.reset(msg("s", map[string]string{"type": tt.typ, "payload": `{"total": 2}`}), s.uses)
+		st.reset(msg("s", map[string]string{"type": tt.typ, "payload": `{"total": 2}`}), s.uses, s.shape)
 		s.idx.start(st)
 		for {
 			i, ok := st.next()

@@ -24,9 +24,16 @@ var errJSON = errors.New("invalid JSON")
 // decodeJSON decodes payload; the state is bodyInvalid when it is not
 // exactly one JSON value (surrounding whitespace allowed).
 func decodeJSON(payload string) (any, bodyState) {
+	return decodeJSONShape(payload, nil)
+}
+
+// decodeJSONShape decodes the part of payload that sh says is observable
+// (nil: all of it). The rest is skipped without allocating, but validated
+// exactly as if decoded, so a payload is JSON or not regardless of sh.
+func decodeJSONShape(payload string, sh *shape) (any, bodyState) {
 	d := jsonDecoder{s: payload}
 	d.skipSpace()
-	v, err := d.value(0)
+	v, err := d.value(0, sh)
 	if err != nil {
 		return nil, bodyInvalid
 	}
@@ -53,13 +60,13 @@ func (d *jsonDecoder) skipSpace() {
 	}
 }
 
-func (d *jsonDecoder) value(depth int) (any, error) {
+func (d *jsonDecoder) value(depth int, sh *shape) (any, error) {
 	if d.i >= len(d.s) {
 		return nil, errJSON
 	}
 	switch c := d.s[d.i]; {
 	case c == '{':
-		return d.object(depth + 1)
+		return d.object(depth+1, sh)
 	case c == '[':
 		return d.array(depth + 1)
 	case c == '"':
@@ -79,7 +86,9 @@ func (d *jsonDecoder) value(depth int) (any, error) {
 	return nil, errJSON
 }
 
-func (d *jsonDecoder) object(depth int) (any, error) {
+// object decodes an object; with a non-nil shape only the shape's keys are
+// kept, the other values are skipped.
+func (d *jsonDecoder) object(depth int, sh *shape) (any, error) {
 	if depth > maxJSONDepth {
 		return nil, errJSON
 	}
@@ -106,11 +115,21 @@ func (d *jsonDecoder) object(depth int) (any, error) {
 		}
 		d.i++
 		d.skipSpace()
-		v, err := d.value(depth)
-		if err != nil {
-			return nil, err
+		child, keep := (*shape)(nil), true
+		if sh != nil {
+			child, keep = sh.keys[k]
 		}
-		m[k] = v
+		if !keep {
+			if err := d.skip(depth); err != nil {
+				return nil, err
+			}
+		} else {
+			v, err := d.value(depth, child)
+			if err != nil {
+				return nil, err
+			}
+			m[k] = v
+		}
 		d.skipSpace()
 		if d.i >= len(d.s) {
 			return nil, errJSON
@@ -140,7 +159,7 @@ func (d *jsonDecoder) array(depth int) (any, error) {
 		return a, nil
 	}
 	for {
-		v, err := d.value(depth)
+		v, err := d.value(depth, nil)
 		if err != nil {
 			return nil, err
 		}
@@ -281,6 +300,16 @@ func hex4(s string) (rune, bool) {
 
 // number validates the JSON number grammar, then parses it as float64.
 func (d *jsonDecoder) number() (any, error) {
+	f, err := d.numberText()
+	if err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+// numberText reads a number; out of range values are errors, as in
+// encoding/json.
+func (d *jsonDecoder) numberText() (float64, error) {
 	start := d.i
 	i := d.i
 	if d.s[i] == '-' {
@@ -292,12 +321,12 @@ func (d *jsonDecoder) number() (any, error) {
 	case i < len(d.s) && d.s[i] >= '1' && d.s[i] <= '9':
 		i = digits(d.s, i)
 	default:
-		return nil, errJSON
+		return 0, errJSON
 	}
 	if i < len(d.s) && d.s[i] == '.' {
 		j := digits(d.s, i+1)
 		if j == i+1 {
-			return nil, errJSON
+			return 0, errJSON
 		}
 		i = j
 	}
@@ -308,14 +337,14 @@ func (d *jsonDecoder) number() (any, error) {
 		}
 		j := digits(d.s, i)
 		if j == i {
-			return nil, errJSON
+			return 0, errJSON
 		}
 		i = j
 	}
 	d.i = i
 	f, err := strconv.ParseFloat(d.s[start:i], 64)
 	if err != nil {
-		return nil, errJSON // out of range: encoding/json rejects it too
+		return 0, errJSON // out of range: encoding/json rejects it too
 	}
 	return f, nil
 }
@@ -325,4 +354,109 @@ func digits(s string, i int) int {
 		i++
 	}
 	return i
+}
+
+// skip validates one value exactly as value would, without keeping it.
+func (d *jsonDecoder) skip(depth int) error {
+	if d.i >= len(d.s) {
+		return errJSON
+	}
+	switch c := d.s[d.i]; {
+	case c == '{' || c == '[':
+		return d.skipContainer(depth + 1)
+	case c == '"':
+		return d.skipString()
+	case c == '-' || c >= '0' && c <= '9':
+		_, err := d.numberText()
+		return err
+	case strings.HasPrefix(d.s[d.i:], "true"):
+		d.i += 4
+	case strings.HasPrefix(d.s[d.i:], "false"):
+		d.i += 5
+	case strings.HasPrefix(d.s[d.i:], "null"):
+		d.i += 4
+	default:
+		return errJSON
+	}
+	return nil
+}
+
+func (d *jsonDecoder) skipContainer(depth int) error {
+	if depth > maxJSONDepth {
+		return errJSON
+	}
+	closing := byte('}')
+	if d.s[d.i] == '[' {
+		closing = ']'
+	}
+	d.i++
+	d.skipSpace()
+	if d.i < len(d.s) && d.s[d.i] == closing {
+		d.i++
+		return nil
+	}
+	for {
+		if closing == '}' {
+			if d.i >= len(d.s) || d.s[d.i] != '"' {
+				return errJSON
+			}
+			if err := d.skipString(); err != nil {
+				return err
+			}
+			d.skipSpace()
+			if d.i >= len(d.s) || d.s[d.i] != ':' {
+				return errJSON
+			}
+			d.i++
+			d.skipSpace()
+		}
+		if err := d.skip(depth); err != nil {
+			return err
+		}
+		d.skipSpace()
+		if d.i >= len(d.s) {
+			return errJSON
+		}
+		switch d.s[d.i] {
+		case ',':
+			d.i++
+			d.skipSpace()
+		case closing:
+			d.i++
+			return nil
+		default:
+			return errJSON
+		}
+	}
+}
+
+// skipString validates a string's escapes as unquote does.
+func (d *jsonDecoder) skipString() error {
+	for i := d.i + 1; i < len(d.s); {
+		switch c := d.s[i]; {
+		case c == '"':
+			d.i = i + 1
+			return nil
+		case c < 0x20:
+			return errJSON
+		case c == '\\':
+			if i+1 >= len(d.s) {
+				return errJSON
+			}
+			switch d.s[i+1] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+				i += 2
+			case 'u':
+				if _, ok := hex4(d.s[i+2:]); !ok {
+					return errJSON
+				}
+				i += 6
+			default:
+				return errJSON
+			}
+		default:
+			i++
+		}
+	}
+	return errJSON
 }

@@ -22,7 +22,7 @@ func (s *Set) Match(m *Message, dst []Match) []Match {
 func (s *Set) match(m *Message, dst []Match, count bool) []Match {
 	st := s.getState()
 	defer s.putState(st)
-	st.reset(m, s.uses)
+	st.reset(m, s.uses, s.shape)
 	s.idx.start(st)
 
 	matched := false

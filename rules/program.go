@@ -28,6 +28,9 @@ type program struct {
 	// spacing and parentheses do not hide two identical conditions.
 	canon  string
 	always bool // the expression is the literal true
+	// bodyPaths are the parts of body the expression observes; an empty
+	// path means all of it.
+	bodyPaths [][]string
 }
 
 // exprError is a compile error with its position inside the expression, so
@@ -65,7 +68,7 @@ func compileExpr(src string, kind reflect.Kind) (*program, error) {
 	if err != nil {
 		return nil, toExprError(err)
 	}
-	p := &program{prog: prog, uses: usedVars(tree.Node), canon: tree.Node.String()}
+	p := &program{prog: prog, uses: usedVars(tree.Node), canon: tree.Node.String(), bodyPaths: bodyPaths(tree.Node)}
 	if b, ok := tree.Node.(*ast.BoolNode); ok && b.Value {
 		p.always = true
 	}

@@ -109,6 +109,7 @@ type Set struct {
 	defRoute *Route // synthetic route for ActionRoute, else nil
 	services []string
 	uses     varSet // variables any expression reads
+	shape    *shape // the part of the body expressions observe; nil: all
 	idx      index
 	states   sync.Pool // *evalState
 }
