@@ -46,6 +46,7 @@ type Watcher struct {
 	mu      sync.Mutex // serialises reloads so publishes happen in order
 	version string     // of the last published set
 	schemas []string   // schema files of the last published set
+	watched []string   // directories watched, as last seen by Run (for tests)
 }
 
 // New returns a Watcher for cfg. publish receives every newly loaded set
@@ -112,8 +113,7 @@ func (w *Watcher) Run(ctx context.Context) error {
 	if err := fw.Add(w.rulesDir()); err != nil {
 		return fmt.Errorf("rulewatch: watch %s: %w", w.rulesDir(), err)
 	}
-	_ = w.Reload() // a failure went to onError; keep watching for a fix
-	w.syncWatches(fw)
+	w.reloadAndWatch(fw) // a failure went to onError; keep watching for a fix
 
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
@@ -144,23 +144,41 @@ func (w *Watcher) Run(ctx context.Context) error {
 			w.cfg.Logger.Warn("rules watch error", slog.String("path", w.cfg.Path), slog.Any("error", err))
 		case <-timer.C:
 			first = time.Time{}
-			_ = w.Reload() // a failure went to onError
-			w.syncWatches(fw)
+			w.reloadAndWatch(fw)
 		}
 	}
 }
 
-// rulesDir is the directory to watch for the rules themselves.
+// rulesDir is the directory to watch for the rules themselves, absolute so
+// that it compares equal to schema directories (which are absolute).
 func (w *Watcher) rulesDir() string {
-	if isDir(w.cfg.Path) {
-		return w.cfg.Path
+	dir := w.cfg.Path
+	if !isDir(dir) {
+		dir = filepath.Dir(dir)
 	}
-	return filepath.Dir(w.cfg.Path)
+	if abs, err := filepath.Abs(dir); err == nil {
+		return abs
+	}
+	return dir
+}
+
+// reloadAndWatch reloads, then watches any directory the new set's schema
+// files live in. A schema directory is only known after a load, so a change
+// in it between that load and its watch would be missed: when a watch was
+// added, reload once more (publishing nothing if nothing changed).
+func (w *Watcher) reloadAndWatch(fw *fsnotify.Watcher) {
+	for range 3 { // a set's schema directories settle after one round; bound it anyway
+		_ = w.Reload() // a failure went to onError
+		if !w.syncWatches(fw) {
+			return
+		}
+	}
 }
 
 // syncWatches adds watches on the directories of the current schema files,
-// and re-adds the rules directory in case it was replaced.
-func (w *Watcher) syncWatches(fw *fsnotify.Watcher) {
+// and re-adds the rules directory in case it was replaced. It reports
+// whether it added a watch.
+func (w *Watcher) syncWatches(fw *fsnotify.Watcher) bool {
 	w.mu.Lock()
 	dirs := []string{w.rulesDir()}
 	for _, s := range w.schemas {
@@ -168,14 +186,33 @@ func (w *Watcher) syncWatches(fw *fsnotify.Watcher) {
 	}
 	w.mu.Unlock()
 	watched := fw.WatchList()
+	w.mu.Lock()
+	w.watched = watched
+	w.mu.Unlock()
+	added := false
 	for _, d := range dirs {
 		if slices.Contains(watched, d) {
 			continue
 		}
 		if err := fw.Add(d); err != nil {
 			w.cfg.Logger.Warn("rules watch error", slog.String("path", d), slog.Any("error", err))
+			continue
 		}
+		added = true
 	}
+	if added {
+		w.mu.Lock()
+		w.watched = fw.WatchList()
+		w.mu.Unlock()
+	}
+	return added
+}
+
+// watchedDirs reports the directories Run watches.
+func (w *Watcher) watchedDirs() []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.watched
 }
 
 // relevant filters out events that cannot change the rule set, such as
