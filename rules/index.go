@@ -32,7 +32,7 @@ func buildIndex(routes []*Route) index {
 	popularity := map[dimKey]map[string]int{}
 	for i, r := range routes {
 		if r.Streams != nil {
-			conds[i] = append(conds[i], cond{key: dimKey{kind: dimStream}, values: r.Streams})
+			conds[i] = append(conds[i], cond{key: dimKey{kind: dimStream}, values: r.Streams, loc: -1})
 		}
 		if r.match != nil {
 			conds[i] = append(conds[i], r.match.conds...)
@@ -67,6 +67,9 @@ func buildIndex(routes []*Route) index {
 			continue
 		}
 		c := conds[i][best]
+		if c.loc >= 0 {
+			routes[i].eval, routes[i].readsBody = routes[i].match.residual(c)
+		}
 		p, ok := dimPos[c.key]
 		if !ok {
 			p = len(idx.dims)

@@ -53,15 +53,16 @@ func (s *Set) match(m *Message, dst []Match, count bool) []Match {
 	return dst
 }
 
-// eval runs r's match expression. Run-time errors are a no-match.
+// eval runs r's match expression (what the index left of it). Run-time
+// errors are a no-match.
 func (st *evalState) eval(r *Route, count bool) bool {
-	if r.match == nil {
+	if r.eval == nil {
 		return true
 	}
 	if r.readsBody {
 		st.decodeBody()
 	}
-	out, err := st.run(r.match.prog)
+	out, err := st.run(r.eval)
 	if err != nil {
 		if count {
 			r.evalErrors.Add(1)

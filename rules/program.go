@@ -21,6 +21,7 @@ const maxExprLen = 4 << 10
 // program is a compiled expression with what the index and the lazy body
 // decoding need to know about it.
 type program struct {
+	src   string
 	prog  *vm.Program
 	uses  varSet
 	conds []cond // top-level equality conjuncts usable as index keys
@@ -72,8 +73,38 @@ func compileExpr(src string, kind reflect.Kind) (*program, error) {
 	if b, ok := tree.Node.(*ast.BoolNode); ok && b.Value {
 		p.always = true
 	}
+	p.src = src
 	p.conds = equalityConds(tree.Node, nil)
+	for i := range p.conds {
+		p.conds[i].whole = tree.Node.Location().From == p.conds[i].loc
+	}
 	return p, nil
+}
+
+// residual compiles the program with one indexed conjunct replaced by true,
+// for routes the index only offers when that conjunct holds. For those
+// messages it is the same condition, minus a map lookup and a comparison
+// (the optimizer folds the `true &&` away). It returns nil when nothing is
+// left to evaluate, and the program itself if recompiling fails (it cannot:
+// replacing a boolean comparison with true keeps the expression well typed).
+func (p *program) residual(c cond) (*vm.Program, bool) {
+	if c.whole {
+		return nil, false
+	}
+	prog, err := expr.Compile(p.src, expr.Env(exprEnv), expr.AsBool(), expr.Patch(dropConjunct{loc: c.loc}))
+	if err != nil {
+		return p.prog, p.uses&usesBody != 0
+	}
+	return prog, usedVars(prog.Node())&usesBody != 0
+}
+
+// dropConjunct replaces the binary node at loc with true.
+type dropConjunct struct{ loc int }
+
+func (d dropConjunct) Visit(node *ast.Node) {
+	if b, ok := (*node).(*ast.BinaryNode); ok && b.Location().From == d.loc {
+		ast.Patch(node, &ast.BoolNode{Value: true})
+	}
 }
 
 func toExprError(err error) *exprError {
@@ -131,6 +162,11 @@ type cond struct {
 	key    dimKey
 	path   []string
 	values []string
+	// loc is the source offset of the conjunct's operator, which identifies
+	// it in a fresh parse of the same source; -1 for a streams filter.
+	loc int
+	// whole is true when the conjunct is the entire expression.
+	whole bool
 }
 
 // equalityConds collects the index-usable conjuncts of a top-level && chain:
@@ -149,13 +185,13 @@ func equalityConds(n ast.Node, out []cond) []cond {
 	case "==":
 		if c, ok := selectorCond(b.Left); ok {
 			if s, ok := b.Right.(*ast.StringNode); ok {
-				c.values = []string{s.Value}
+				c.values, c.loc = []string{s.Value}, b.Location().From
 				return append(out, c)
 			}
 		}
 		if c, ok := selectorCond(b.Right); ok {
 			if s, ok := b.Left.(*ast.StringNode); ok {
-				c.values = []string{s.Value}
+				c.values, c.loc = []string{s.Value}, b.Location().From
 				return append(out, c)
 			}
 		}
@@ -172,6 +208,7 @@ func equalityConds(n ast.Node, out []cond) []cond {
 			}
 			c.values = append(c.values, s.Value)
 		}
+		c.loc = b.Location().From
 		return append(out, c)
 	}
 	return out

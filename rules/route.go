@@ -134,7 +134,7 @@ func (c *compiler) compileRoute(file string, n *yaml.Node) *Route {
 		if err != nil {
 			fail(exprLine(matchSrc.node, err), "match: %v", err)
 		} else {
-			r.match = p
+			r.match, r.eval = p, p.prog
 			r.readsBody = p.uses&usesBody != 0
 		}
 	}

@@ -61,10 +61,11 @@ type Route struct {
 
 	order      int // position in evaluation order
 	streamSet  map[string]struct{}
-	match      *program // nil: always true
+	match      *program    // as written; nil: always true
+	eval       *vm.Program // what Match runs: match minus the indexed conjunct; nil: always true
 	pathExpr   *program
 	schema     *jsonschema.Schema
-	readsBody  bool // match reads body
+	readsBody  bool // eval reads body
 	matches    atomic.Uint64
 	evalErrors atomic.Uint64
 }
