@@ -31,7 +31,16 @@
 // headers.type == "order.created", or an `in` list of constants, or a
 // streams filter) are indexed by that value, and only the routes indexed
 // under the message's own values, plus those that could not be indexed, are
-// evaluated. The result is the same as a linear scan's.
+// evaluated, each without the conjunct the index already decided. The
+// result is the same as a linear scan's (a differential test and fuzz
+// target hold Match to that), except that a route the index ruled out is
+// not evaluated and so cannot count an evaluation error.
+//
+// The payload is decoded at most once per message, only when a candidate
+// route reads body, and only as far as the set's expressions can observe:
+// for rules reading body.total and body.customer.tier, other fields are
+// skipped (but still validated, so a payload is JSON or not regardless).
+// A route with a schema makes the whole body observable.
 //
 // # Rule tests
 //

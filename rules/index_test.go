@@ -183,3 +183,47 @@ routes:
 		s.putState(st)
 	}
 }
+
+func TestResidualConditions(t *testing.T) {
+	s := compileString(t, `
+routes:
+  - {name: only-type, service: s, match: 'headers.type == "a"'}
+  - {name: type-and-body, service: s, match: 'headers.type == "b" && body.total > 1'}
+  - {name: body-and-type, service: s, match: 'body.kind == "k" && headers.type == "c"'}
+  - {name: generic, service: s, match: 'deliveries > 1'}
+`)
+	tests := []struct {
+		route         string
+		wantEval      bool
+		wantReadsBody bool
+	}{
+		{"only-type", false, false},   // the index decides alone
+		{"type-and-body", true, true}, // body.total > 1 is left
+		{"body-and-type", true, true}, // indexed on headers.type, body.kind left
+		{"generic", true, false},
+	}
+	for i, tt := range tests {
+		r := s.Routes()[i]
+		if r.Name != tt.route {
+			t.Fatalf("Routes()[%d] = %s, want %s", i, r.Name, tt.route)
+		}
+		if (r.eval != nil) != tt.wantEval || r.readsBody != tt.wantReadsBody {
+			t.Errorf("route %s: evaluates = %v, reads body = %v; want %v, %v", r.Name, r.eval != nil, r.readsBody, tt.wantEval, tt.wantReadsBody)
+		}
+	}
+	for _, tc := range []struct {
+		fields map[string]string
+		want   string
+	}{
+		{map[string]string{"type": "a"}, "[only-type]"},
+		{map[string]string{"type": "b", "payload": `{"total": 2}`}, "[type-and-body]"},
+		{map[string]string{"type": "b", "payload": `{"total": 0}`}, "[]"},
+		{map[string]string{"type": "c", "payload": `{"kind": "k"}`}, "[body-and-type]"},
+		{map[string]string{"type": "c", "payload": `{"kind": "j"}`}, "[]"},
+	} {
+		m := msg("s", tc.fields)
+		if got := names(s.Match(m, nil)); got != tc.want {
+			t.Errorf("Match(%v) = %v, want %v", tc.fields, got, tc.want)
+		}
+	}
+}
