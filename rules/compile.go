@@ -238,8 +238,7 @@ func (c *compiler) build(sources []Source) *Set {
 	sort.SliceStable(c.routes, func(i, j int) bool { return c.routes[i].Priority > c.routes[j].Priority })
 	s.routes = c.routes
 	services := map[string]bool{}
-	for i, r := range s.routes {
-		r.order = i
+	for _, r := range s.routes {
 		services[r.Service] = true
 		if r.match != nil {
 			s.uses |= r.match.uses
@@ -250,7 +249,7 @@ func (c *compiler) build(sources []Source) *Set {
 	}
 	if s.def.Action == ActionRoute {
 		services[s.def.Service] = true
-		s.defRoute = &Route{Name: DefaultRouteName, Service: s.def.Service, Method: "POST", Path: "/", order: len(s.routes)}
+		s.defRoute = &Route{Name: DefaultRouteName, Service: s.def.Service, Method: "POST", Path: "/"}
 	}
 	for name := range services {
 		s.services = append(s.services, name)

@@ -106,16 +106,6 @@ func dedup(values []string) []string {
 	return values
 }
 
-// usesBody reports whether looking up candidates needs the decoded body.
-func (idx *index) usesBody() bool {
-	for i := range idx.dims {
-		if idx.dims[i].key.kind == dimBody {
-			return true
-		}
-	}
-	return false
-}
-
 // start fills st.lists with the candidate lists for st.msg.
 func (idx *index) start(st *evalState) {
 	if len(idx.generic) > 0 {

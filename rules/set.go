@@ -56,10 +56,9 @@ type Route struct {
 	Path      string // static path, "/" when not set
 	PathExpr  string
 	Schema    string // schema file as written in the rules
-	File      string // rules file and line of the route's "name" key
+	File      string // rules file and line where the route's entry starts
 	Line      int
 
-	order      int // position in evaluation order
 	streamSet  map[string]struct{}
 	match      *program    // as written; nil: always true
 	eval       *vm.Program // what Match runs: match minus the indexed conjunct; nil: always true
