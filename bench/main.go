@@ -136,6 +136,7 @@ func run(ctx context.Context, o options) error {
 
 	h := &harness{env: e, rdb: rdb, repoRoot: root, dir: tmp, batch: o.batch, inflight: o.inflight, log: os.Stdout, tick: o.tick}
 	defer h.closeFleets()
+	host := currentHost()
 	h.gatewayBin = o.gatewayBin
 	h.outDir = o.outDir
 	h.gatewayEnv = o.gatewayEnv
@@ -181,7 +182,7 @@ func run(ctx context.Context, o options) error {
 			}
 		}
 		if len(results) > 0 {
-			if werr := writeReport(o.outDir, name, started, o, results); werr != nil {
+			if werr := writeReport(o.outDir, name, started, host, results); werr != nil {
 				err = errors.Join(err, werr)
 			}
 		}

@@ -137,13 +137,12 @@ func ratio(a, b float64) float64 {
 }
 
 // writeReport prints the table and writes NAME-TIME.json and .svg to dir.
-func writeReport(dir, scenario string, started time.Time, o options, results []result) error {
+// host describes the machine and the tree measured (see currentHost).
+func writeReport(dir, scenario string, started time.Time, host hostInfo, results []result) error {
 	rep := report{
 		Scenario: scenario, Started: started, Command: strings.Join(os.Args, " "),
-		Host:    hostInfo{CPUs: runtime.NumCPU(), CPUModel: cpuModel(), Go: runtime.Version()},
-		Results: results, Comparisons: compare(results),
+		Host: host, Results: results, Comparisons: compare(results),
 	}
-	rep.Host.Commit, rep.Host.Dirty = gitState()
 	printTable(os.Stdout, rep)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
@@ -225,6 +224,14 @@ func printTable(w io.Writer, rep report) {
 		}
 	}
 	fmt.Fprintln(w)
+}
+
+// currentHost describes this machine and the repository's state now: call
+// it before building the gateway, so the commit is the one measured.
+func currentHost() hostInfo {
+	h := hostInfo{CPUs: runtime.NumCPU(), CPUModel: cpuModel(), Go: runtime.Version()}
+	h.Commit, h.Dirty = gitState()
+	return h
 }
 
 // gitState returns HEAD and whether the tree has uncommitted changes
