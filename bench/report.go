@@ -140,7 +140,7 @@ func ratio(a, b float64) float64 {
 // host describes the machine and the tree measured (see currentHost).
 func writeReport(dir, scenario string, started time.Time, host hostInfo, results []result) error {
 	rep := report{
-		Scenario: scenario, Started: started, Command: strings.Join(os.Args, " "),
+		Scenario: scenario, Started: started, Command: commandLine(),
 		Host: host, Results: results, Comparisons: compare(results),
 	}
 	printTable(os.Stdout, rep)
@@ -224,6 +224,12 @@ func printTable(w io.Writer, rep report) {
 		}
 	}
 	fmt.Fprintln(w)
+}
+
+// commandLine is how this run was started, as `go run ./bench ARGS`
+// (the binary's own path is a temporary build directory).
+func commandLine() string {
+	return strings.Join(append([]string{"go", "run", "./bench"}, os.Args[1:]...), " ")
 }
 
 // currentHost describes this machine and the repository's state now: call
