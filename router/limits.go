@@ -5,24 +5,29 @@ import (
 	"sync"
 )
 
-// serviceLimits caps requests in flight per service, so one slow service
-// cannot occupy every pipeline slot. A bounded number of messages may wait
-// for a service's slot; beyond that acquire fails at once and the message
-// is parked in Redis instead.
+// serviceLimits gives each service two bounds:
+//   - a queue (admission): at most 4 x cap messages for the service are
+//     in the pipeline at once. A stream's reader waits for room before it
+//     hands a message on, so a burst for a saturated service waits in its
+//     stream, in Redis, while other streams keep flowing.
+//   - a concurrency cap: at most cap requests to the service in flight.
 type serviceLimits struct {
-	limit   int
-	waiters int // bound on messages waiting per service
-	mu      sync.Mutex
-	sems    map[string]*serviceSem
+	limit     int
+	overrides map[string]int
+	mu        sync.Mutex
+	sems      map[string]*serviceSem
 }
 
 type serviceSem struct {
-	slots   chan struct{}
-	waiting int // guarded by serviceLimits.mu
+	slots chan struct{} // concurrency tokens
+	queue chan struct{} // admission tokens
 }
 
-func newServiceLimits(limit int) *serviceLimits {
-	return &serviceLimits{limit: limit, waiters: 2 * limit, sems: make(map[string]*serviceSem)}
+// queueFactor sizes a service's queue relative to its concurrency cap.
+const queueFactor = 4
+
+func newServiceLimits(limit int, overrides map[string]int) *serviceLimits {
+	return &serviceLimits{limit: limit, overrides: overrides, sems: make(map[string]*serviceSem)}
 }
 
 func (l *serviceLimits) sem(svc string) *serviceSem {
@@ -30,39 +35,48 @@ func (l *serviceLimits) sem(svc string) *serviceSem {
 	defer l.mu.Unlock()
 	s := l.sems[svc]
 	if s == nil {
-		s = &serviceSem{slots: make(chan struct{}, l.limit)}
+		n := l.limit
+		if o, ok := l.overrides[svc]; ok && o > 0 {
+			n = o
+		}
+		s = &serviceSem{slots: make(chan struct{}, n), queue: make(chan struct{}, queueFactor*n)}
 		l.sems[svc] = s
 	}
 	return s
 }
 
-// acquire takes a slot of svc, waiting if a few others wait too. It
-// returns false when too many already wait or ctx ends.
+// admit takes one queue token of each service in svcs (sorted, so two
+// readers never wait on each other in a cycle). It returns false, holding
+// nothing, when ctx ends first.
+func (l *serviceLimits) admit(ctx context.Context, svcs []string) bool {
+	for i, svc := range svcs {
+		select {
+		case l.sem(svc).queue <- struct{}{}:
+		case <-ctx.Done():
+			l.leave(svcs[:i])
+			return false
+		}
+	}
+	return true
+}
+
+// leave returns the queue tokens taken by admit.
+func (l *serviceLimits) leave(svcs []string) {
+	for _, svc := range svcs {
+		<-l.sem(svc).queue
+	}
+}
+
+// acquire takes a concurrency slot of svc, waiting for one. It returns
+// false when ctx ends first.
 func (l *serviceLimits) acquire(ctx context.Context, svc string) bool {
-	s := l.sem(svc)
 	select {
-	case s.slots <- struct{}{}:
-		return true
-	default:
-	}
-	l.mu.Lock()
-	if s.waiting >= l.waiters {
-		l.mu.Unlock()
-		return false
-	}
-	s.waiting++
-	l.mu.Unlock()
-	defer func() {
-		l.mu.Lock()
-		s.waiting--
-		l.mu.Unlock()
-	}()
-	select {
-	case s.slots <- struct{}{}:
+	case l.sem(svc).slots <- struct{}{}:
 		return true
 	case <-ctx.Done():
 		return false
 	}
 }
 
+// release frees a concurrency slot of svc.
 func (l *serviceLimits) release(svc string) { <-l.sem(svc).slots }

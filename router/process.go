@@ -3,6 +3,7 @@ package router
 import (
 	"context"
 	"errors"
+	"slices"
 	"strconv"
 	"time"
 
@@ -40,33 +41,62 @@ const (
 	unavailable                // no instance, or service saturated: wait
 )
 
-// process decides what happens to e. It never returns before every
-// matched route has been tried once (with its retries).
-func (r *Router) process(ctx context.Context, e *streams.Entry) verdict {
+// job is one entry on its way through the pipeline, matched once under
+// the rule set active when it was read.
+type job struct {
+	e        streams.Entry
+	msg      *rules.Message
+	set      *rules.Set
+	matches  []rules.Match
+	services []string // distinct services of deliverable matches, sorted
+	tooBig   bool
+}
+
+// prepare decodes and matches e. It does no I/O.
+func (r *Router) prepare(e *streams.Entry) *job {
+	j := &job{e: *e}
 	if e.Fields == nil {
-		// Deleted from the stream while pending: nothing left to route.
-		return verdict{ack: true}
+		return j
 	}
-	msg := rules.NewMessage(e.Stream, e.ID, e.Fields, e.Deliveries)
-	if len(msg.Payload) > r.cfg.MaxPayloadBytes {
-		return r.deadLetterOnly(ctx, e, dlqInfo{reason: reasonBadMessage,
-			err: "payload of " + strconv.Itoa(len(msg.Payload)) + " bytes exceeds max_payload_bytes"})
+	j.msg = rules.NewMessage(e.Stream, e.ID, e.Fields, e.Deliveries)
+	if len(j.msg.Payload) > r.cfg.MaxPayloadBytes {
+		j.tooBig = true
+		return j
 	}
-	set := r.deps.Rules()
-	var buf [4]rules.Match
-	matches := set.Match(msg, buf[:0])
-	if len(matches) == 0 {
-		switch set.Default().Action {
-		case rules.ActionDrop:
-			r.deps.Metrics.Dropped.WithLabelValues(e.Stream).Inc()
-			return verdict{ack: true}
-		default:
-			return r.deadLetterOnly(ctx, e, dlqInfo{reason: reasonNoRoute, err: "no route matched"})
+	j.set = r.deps.Rules()
+	j.matches = j.set.Match(j.msg, nil)
+	for _, m := range j.matches {
+		if m.Err == nil && !slices.Contains(j.services, m.Route.Service) {
+			j.services = append(j.services, m.Route.Service)
 		}
 	}
+	slices.Sort(j.services)
+	return j
+}
+
+// process decides what happens to a job's entry. It never returns before
+// every matched route has been tried once (with its retries), and it
+// releases the job's service admissions as each route finishes.
+func (r *Router) process(ctx context.Context, j *job) verdict {
+	e := &j.e
+	switch {
+	case e.Fields == nil:
+		// Deleted from the stream while pending: nothing left to route.
+		return verdict{ack: true}
+	case j.tooBig:
+		return r.deadLetterOnly(ctx, e, dlqInfo{reason: reasonBadMessage,
+			err: "payload of " + strconv.Itoa(len(j.msg.Payload)) + " bytes exceeds max_payload_bytes"})
+	case len(j.matches) == 0:
+		if j.set.Default().Action == rules.ActionDrop {
+			r.deps.Metrics.Dropped.WithLabelValues(e.Stream).Inc()
+			return verdict{ack: true}
+		}
+		return r.deadLetterOnly(ctx, e, dlqInfo{reason: reasonNoRoute, err: "no route matched"})
+	}
+	defer r.svc.leave(j.services)
 	v := verdict{ack: true}
-	for i := range matches {
-		m := &matches[i]
+	for i := range j.matches {
+		m := &j.matches[i]
 		r.deps.Metrics.RouteMatches.WithLabelValues(m.Route.Name).Inc()
 		var o outcome
 		var wait time.Duration
@@ -77,7 +107,7 @@ func (r *Router) process(ctx context.Context, e *streams.Entry) verdict {
 			}
 			o = r.toDLQ(ctx, e, dlqInfo{reason: reason, route: m.Route.Name, err: m.Err.Error()})
 		} else {
-			o, wait = r.deliver(ctx, e, msg, m)
+			o, wait = r.deliver(ctx, e, j.msg, m)
 		}
 		switch o {
 		case transient:
@@ -107,11 +137,7 @@ func (r *Router) deliver(ctx context.Context, e *streams.Entry, msg *rules.Messa
 			r.deps.Metrics.Retries.WithLabelValues(svc).Inc()
 		}
 		if !r.svc.acquire(ctx, svc) {
-			if i > 0 {
-				break
-			}
-			r.deps.Metrics.Parked.WithLabelValues(svc, "busy").Inc()
-			return unavailable, 500 * time.Millisecond
+			return transient, time.Second // shutdown deadline passed while waiting
 		}
 		ep, err := r.deps.Picker.Pick(svc, route.Tags, avoid)
 		if err != nil {

@@ -42,7 +42,7 @@ func (r *Router) readLoop(ctx, workCtx context.Context, stream string) {
 			}
 		}
 		r.release(n - len(entries))
-		r.start(workCtx, entries)
+		r.start(ctx, workCtx, entries)
 	}
 }
 
@@ -75,7 +75,7 @@ func (r *Router) claimLoop(ctx, workCtx context.Context, stream string) {
 			}
 			b.reset()
 			r.release(n - len(entries))
-			r.start(workCtx, entries)
+			r.start(ctx, workCtx, entries)
 			if next == "0-0" || next == "" {
 				break
 			}
@@ -95,21 +95,29 @@ func (r *Router) readFailed(ctx context.Context, stream, op string, err error) {
 	}
 }
 
-// start launches one goroutine per entry; each holds one slot, acquired by
-// the reader, until the entry is settled.
-func (r *Router) start(workCtx context.Context, entries []streams.Entry) {
+// start matches each entry, waits until every service it goes to has room
+// in its queue (so a saturated service stops this stream's reader, not the
+// others), then launches one goroutine per entry; each holds one slot,
+// acquired by the reader, until the entry is settled. If ctx ends while
+// waiting, the remaining entries stay pending in Redis and their slots are
+// released.
+func (r *Router) start(ctx, workCtx context.Context, entries []streams.Entry) {
 	for i := range entries {
-		e := entries[i]
-		r.deps.Metrics.Consumed.WithLabelValues(e.Stream).Inc()
+		j := r.prepare(&entries[i])
+		if !r.svc.admit(ctx, j.services) {
+			r.release(len(entries) - i)
+			return
+		}
+		r.deps.Metrics.Consumed.WithLabelValues(j.e.Stream).Inc()
 		r.deps.Metrics.Inflight.Inc()
-		r.live.add(e.Stream, e.ID)
+		r.live.add(j.e.Stream, j.e.ID)
 		r.work.Add(1)
 		go func() {
 			defer r.work.Done()
 			defer r.release(1)
 			defer r.deps.Metrics.Inflight.Dec()
-			defer r.live.remove(e.Stream, e.ID)
-			r.settle(workCtx, &e, r.process(workCtx, &e))
+			defer r.live.remove(j.e.Stream, j.e.ID)
+			r.settle(workCtx, &j.e, r.process(workCtx, j))
 		}()
 	}
 }

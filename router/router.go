@@ -29,11 +29,13 @@ type Config struct {
 	MaxInflight   int           // messages in flight; default 1024
 	// ServiceConcurrency caps requests in flight per service; default 64.
 	ServiceConcurrency int
-	DLQStream          string        // default "gateway:dlq"
-	MaxPayloadBytes    int           // default 1 MiB
-	ReplyMaxLen        int64         // approximate MAXLEN of reply streams; default 10000
-	DrainTimeout       time.Duration // how long shutdown waits for in-flight messages; default 30s
-	Logger             *slog.Logger  // default slog.Default()
+	// ServiceLimits overrides ServiceConcurrency for named services.
+	ServiceLimits   map[string]int
+	DLQStream       string        // default "gateway:dlq"
+	MaxPayloadBytes int           // default 1 MiB
+	ReplyMaxLen     int64         // approximate MAXLEN of reply streams; default 10000
+	DrainTimeout    time.Duration // how long shutdown waits for in-flight messages; default 30s
+	Logger          *slog.Logger  // default slog.Default()
 }
 
 func (c *Config) fill() error {
@@ -148,7 +150,7 @@ func New(cfg Config, deps Deps) (*Router, error) {
 	r := &Router{
 		cfg: cfg, deps: deps, log: cfg.Logger,
 		slots: make(chan struct{}, cfg.MaxInflight),
-		svc:   newServiceLimits(cfg.ServiceConcurrency),
+		svc:   newServiceLimits(cfg.ServiceConcurrency, cfg.ServiceLimits),
 		live:  newLeases(),
 	}
 	r.acks = newAcker(deps.Settler, deps.Metrics, cfg.Logger)

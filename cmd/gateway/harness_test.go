@@ -34,13 +34,16 @@ type harness struct {
 	capi   *consul.Client
 	dir    string
 	admin  string
+	// claimIdle is consumer.claim_idle for gateways started later; "2s"
+	// keeps redelivery tests fast.
+	claimIdle string
 	cancel context.CancelFunc
 	done   chan error
 }
 
 func newHarness(t *testing.T) *harness {
 	t.Helper()
-	h := &harness{t: t, redis: testenv.StartRedis(t), consul: testenv.StartConsul(t), dir: t.TempDir()}
+	h := &harness{t: t, redis: testenv.StartRedis(t), consul: testenv.StartConsul(t), dir: t.TempDir(), claimIdle: "2s"}
 	h.rdb = redis.NewClient(&redis.Options{Addr: h.redis.Addr})
 	t.Cleanup(func() { h.rdb.Close() })
 	var err error
@@ -65,26 +68,8 @@ func (h *harness) writeRules(body string) string {
 // config naming the test's Redis, Consul and rules.
 func (h *harness) start(streams []string, extra string) {
 	h.t.Helper()
-	h.admin = "127.0.0.1:" + strconv.Itoa(testenv.FreePort(h.t))
-	cfgText := fmt.Sprintf(`
-redis: {addrs: ["%s"]}
-consumer:
-  streams: [%s]
-  name: test-gw
-  block: 100ms
-  claim_idle: 2s
-  max_deliveries: 3
-%s
-consul: {address: "%s"}
-rules: {path: "%s"}
-admin: {listen: "%s"}
-dispatch: {timeout: 500ms}
-log: {level: warn}
-`, h.redis.Addr, strings.Join(streams, ", "), extra, h.consul.Addr, filepath.Join(h.dir, "rules.yaml"), h.admin)
-	cfgPath := filepath.Join(h.dir, "gateway.yaml")
-	if err := os.WriteFile(cfgPath, []byte(cfgText), 0o644); err != nil {
-		h.t.Fatal(err)
-	}
+	cfgPath, admin := h.writeConfig("gateway.yaml", "test-gw", streams, extra)
+	h.admin = admin
 	cfg, err := config.Load(cfgPath)
 	if err != nil {
 		h.t.Fatalf("config: %v", err)
@@ -110,6 +95,33 @@ log: {level: warn}
 		}
 		return nil
 	})
+}
+
+// writeConfig writes a gateway config for consumer name with a fresh
+// admin port and returns its path and the admin address.
+func (h *harness) writeConfig(file, name string, streams []string, extra string) (string, string) {
+	h.t.Helper()
+	admin := "127.0.0.1:" + strconv.Itoa(testenv.FreePort(h.t))
+	cfgText := fmt.Sprintf(`
+redis: {addrs: ["%s"]}
+consumer:
+  streams: [%s]
+  name: %s
+  block: 100ms
+  claim_idle: %s
+  max_deliveries: 3
+%s
+consul: {address: "%s"}
+rules: {path: "%s"}
+admin: {listen: "%s"}
+dispatch: {timeout: 500ms}
+log: {level: warn}
+`, h.redis.Addr, strings.Join(streams, ", "), name, h.claimIdle, extra, h.consul.Addr, filepath.Join(h.dir, "rules.yaml"), admin)
+	p := filepath.Join(h.dir, file)
+	if err := os.WriteFile(p, []byte(cfgText), 0o644); err != nil {
+		h.t.Fatal(err)
+	}
+	return p, admin
 }
 
 // stop shuts the gateway down (as SIGTERM would) and checks it drained.
@@ -180,8 +192,14 @@ type backend struct {
 	name, id string
 	addr     string
 	status   atomic.Int32 // HTTP status to answer
+	delay    atomic.Int64 // service time, ns
+	inflight atomic.Int64
+	maxSeen  atomic.Int64 // most concurrent requests observed
 	mu       sync.Mutex
 	got      []received
+	ids      map[string]int // X-Message-Id -> times received
+	// light records only message IDs (for load tests).
+	light atomic.Bool
 	srv      *http.Server
 }
 
@@ -197,12 +215,31 @@ func (h *harness) backend(service, id string, tags ...string) *backend {
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	b := &backend{name: service, id: id, addr: ln.Addr().String()}
+	b := &backend{name: service, id: id, addr: ln.Addr().String(), ids: map[string]int{}}
 	b.status.Store(200)
 	b.srv = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n := b.inflight.Add(1)
+		defer b.inflight.Add(-1)
+		for {
+			m := b.maxSeen.Load()
+			if n <= m || b.maxSeen.CompareAndSwap(m, n) {
+				break
+			}
+		}
+		if d := b.delay.Load(); d > 0 {
+			time.Sleep(time.Duration(d))
+		}
+		if b.light.Load() {
+			b.mu.Lock()
+			b.ids[r.Header.Get("X-Message-Id")]++
+			b.mu.Unlock()
+			w.WriteHeader(int(b.status.Load()))
+			return
+		}
 		body, _ := io.ReadAll(r.Body)
 		b.mu.Lock()
 		b.got = append(b.got, received{r.Method, r.URL.RequestURI(), r.Header.Clone(), string(body)})
+		b.ids[r.Header.Get("X-Message-Id")]++
 		b.mu.Unlock()
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(int(b.status.Load()))
@@ -239,8 +276,27 @@ func (b *backend) received() []received {
 	return append([]received(nil), b.got...)
 }
 
+// unique returns how many distinct messages arrived and how many
+// arrivals were duplicates.
+func (b *backend) unique() (distinct, dups int) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, n := range b.ids {
+		distinct++
+		dups += n - 1
+	}
+	return distinct, dups
+}
+
 func (b *backend) count() int {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if b.light.Load() {
+		n := 0
+		for _, c := range b.ids {
+			n += c
+		}
+		return n
+	}
 	return len(b.got)
 }

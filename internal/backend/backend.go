@@ -164,9 +164,15 @@ func (b *Backend) Run(ctx context.Context, ln net.Listener) error {
 	return <-errc
 }
 
-// Handle is the fasthttp handler: GET /health is the Consul check, every
-// other request is a message.
+// Handle is the fasthttp handler: GET /health is the Consul check, GET
+// /stats answers the counters as JSON, every other request is a message.
 func (b *Backend) Handle(ctx *fasthttp.RequestCtx) {
+	if ctx.IsGet() && string(ctx.Path()) == "/stats" {
+		s := b.Stats()
+		ctx.SetContentType("application/json")
+		fmt.Fprintf(ctx, `{"received":%d,"errors":%d,"inflight":%d,"max_inflight":%d}`, s.Received, s.Errors, s.InFlight, s.MaxInFlight)
+		return
+	}
 	if ctx.IsGet() && string(ctx.Path()) == "/health" {
 		if !b.healthy.Load() {
 			ctx.SetStatusCode(fasthttp.StatusServiceUnavailable)

@@ -56,10 +56,13 @@ type Consumer struct {
 	MaxInflight   int           `mapstructure:"max_inflight"`   // messages in flight; default 1024
 	// ServiceConcurrency caps requests in flight per target service, so one
 	// slow service cannot take every slot; default 64. 0 keeps the default.
-	ServiceConcurrency int    `mapstructure:"service_concurrency"`
-	DLQStream          string `mapstructure:"dlq_stream"`        // default "gateway:dlq"
-	MaxPayloadBytes    int    `mapstructure:"max_payload_bytes"` // default 1 MiB; larger -> DLQ bad_message
-	ReplyMaxLen        int64  `mapstructure:"reply_maxlen"`      // approximate MAXLEN of reply streams; default 10000
+	ServiceConcurrency int `mapstructure:"service_concurrency"`
+	// ServiceLimits overrides ServiceConcurrency per service name,
+	// e.g. {legacy-billing: 8}. Default none.
+	ServiceLimits   map[string]int `mapstructure:"service_limits"`
+	DLQStream       string         `mapstructure:"dlq_stream"`        // default "gateway:dlq"
+	MaxPayloadBytes int            `mapstructure:"max_payload_bytes"` // default 1 MiB; larger -> DLQ bad_message
+	ReplyMaxLen     int64          `mapstructure:"reply_maxlen"`      // approximate MAXLEN of reply streams; default 10000
 }
 
 // Consul says where discovery asks for instances.
@@ -114,7 +117,8 @@ func defaults(v *viper.Viper) {
 		"consumer.batch": 128, "consumer.block": time.Second, "consumer.claim_idle": 30 * time.Second,
 		"consumer.claim_interval": time.Duration(0), "consumer.max_deliveries": 5,
 		"consumer.max_inflight": 1024, "consumer.service_concurrency": 64,
-		"consumer.dlq_stream": "gateway:dlq", "consumer.max_payload_bytes": 1 << 20,
+		"consumer.service_limits": map[string]int{},
+		"consumer.dlq_stream":     "gateway:dlq", "consumer.max_payload_bytes": 1 << 20,
 		"consumer.reply_maxlen": 10000,
 		"consul.address":        "127.0.0.1:8500", "consul.token": "", "consul.datacenter": "",
 		"consul.scheme": "http", "consul.tls_ca_file": "", "consul.tls_cert_file": "",
@@ -222,6 +226,11 @@ func (c *Config) validate() error {
 	for _, p := range positive {
 		if p.n <= 0 {
 			bad(p.key, "must be > 0 (got %d)", p.n)
+		}
+	}
+	for svc, n := range cs.ServiceLimits {
+		if n <= 0 {
+			bad("consumer.service_limits."+svc, "must be > 0 (got %d)", n)
 		}
 	}
 	if cs.Block <= 0 {
