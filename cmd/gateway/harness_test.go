@@ -37,8 +37,8 @@ type harness struct {
 	// claimIdle is consumer.claim_idle for gateways started later; "2s"
 	// keeps redelivery tests fast.
 	claimIdle string
-	cancel context.CancelFunc
-	done   chan error
+	cancel    context.CancelFunc
+	done      chan error
 }
 
 func newHarness(t *testing.T) *harness {
@@ -200,7 +200,7 @@ type backend struct {
 	ids      map[string]int // X-Message-Id -> times received
 	// light records only message IDs (for load tests).
 	light atomic.Bool
-	srv      *http.Server
+	srv   *http.Server
 }
 
 type received struct {
