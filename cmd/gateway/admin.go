@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
@@ -46,21 +47,34 @@ func adminSources(m *metrics.Metrics, ping func(context.Context) *redis.StatusCm
 	}
 }
 
-// instancesCollector exports gateway_instances{service,state} from the
-// balancer's view at scrape time.
+// instancesCollector exports, at scrape time, gateway_instances{service,state}
+// from the balancer's view and gateway_discovery_staleness_seconds{service}
+// (time since Consul last answered for the service) from discovery's.
 type instancesCollector struct {
-	bal  *balancer.Balancer
-	desc *prometheus.Desc
+	bal       *balancer.Balancer
+	disc      *discovery.Watcher
+	desc      *prometheus.Desc
+	staleness *prometheus.Desc
 }
 
-func newInstancesCollector(b *balancer.Balancer) *instancesCollector {
-	return &instancesCollector{bal: b, desc: prometheus.NewDesc("gateway_instances",
-		"Instances per service by state (healthy, ejected).", []string{"service", "state"}, nil)}
+func newInstancesCollector(b *balancer.Balancer, d *discovery.Watcher) *instancesCollector {
+	return &instancesCollector{bal: b, disc: d,
+		desc: prometheus.NewDesc("gateway_instances",
+			"Instances per service by state (healthy, ejected).", []string{"service", "state"}, nil),
+		staleness: prometheus.NewDesc("gateway_discovery_staleness_seconds",
+			"Seconds since Consul last answered for the service (grows while Consul is unreachable).", []string{"service"}, nil)}
 }
 
-func (c *instancesCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+func (c *instancesCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.desc
+	ch <- c.staleness
+}
 
 func (c *instancesCollector) Collect(ch chan<- prometheus.Metric) {
+	now := time.Now()
+	for svc, st := range c.disc.Status().Services {
+		ch <- prometheus.MustNewConstMetric(c.staleness, prometheus.GaugeValue, st.Staleness(now).Seconds(), svc)
+	}
 	for _, s := range c.bal.Stats() {
 		counts := map[string]int{balancer.StateHealthy: 0, balancer.StateEjected: 0}
 		for _, in := range s.Instances {
