@@ -30,7 +30,10 @@ type harness struct {
 	t      *testing.T
 	redis  *testenv.Redis
 	consul *testenv.Consul
-	rdb    *redis.Client
+	rdb    redis.UniversalClient
+	// redisAddrs are the addresses the gateway is configured with: the
+	// single node, or every node of a cluster.
+	redisAddrs []string
 	capi   *consul.Client
 	dir    string
 	admin  string
@@ -41,10 +44,26 @@ type harness struct {
 	done      chan error
 }
 
+// newClusterHarness is newHarness against a 3-master Redis Cluster.
+func newClusterHarness(t *testing.T) *harness {
+	t.Helper()
+	c := testenv.StartRedisCluster(t, 3)
+	h := &harness{t: t, consul: testenv.StartConsul(t), dir: t.TempDir(), claimIdle: "2s", redisAddrs: c.Addrs}
+	h.rdb = redis.NewClusterClient(&redis.ClusterOptions{Addrs: c.Addrs})
+	t.Cleanup(func() { h.rdb.Close() })
+	var err error
+	h.capi, err = consul.NewClient(&consul.Config{Address: h.consul.Addr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
 func newHarness(t *testing.T) *harness {
 	t.Helper()
 	h := &harness{t: t, redis: testenv.StartRedis(t), consul: testenv.StartConsul(t), dir: t.TempDir(), claimIdle: "2s"}
 	h.rdb = redis.NewClient(&redis.Options{Addr: h.redis.Addr})
+	h.redisAddrs = []string{h.redis.Addr}
 	t.Cleanup(func() { h.rdb.Close() })
 	var err error
 	h.capi, err = consul.NewClient(&consul.Config{Address: h.consul.Addr})
@@ -116,7 +135,7 @@ rules: {path: "%s"}
 admin: {listen: "%s"}
 dispatch: {timeout: 500ms}
 log: {level: warn}
-`, h.redis.Addr, strings.Join(streams, ", "), name, h.claimIdle, extra, h.consul.Addr, filepath.Join(h.dir, "rules.yaml"), admin)
+`, strings.Join(h.redisAddrs, `", "`), strings.Join(streams, ", "), name, h.claimIdle, extra, h.consul.Addr, filepath.Join(h.dir, "rules.yaml"), admin)
 	p := filepath.Join(h.dir, file)
 	if err := os.WriteFile(p, []byte(cfgText), 0o644); err != nil {
 		h.t.Fatal(err)
