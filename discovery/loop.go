@@ -27,6 +27,12 @@ func (w *Watcher) loop(ctx context.Context, wt *watch) {
 		if ctx.Err() != nil {
 			return
 		}
+		if err == nil && len(entries) == 0 && w.cfg.Token == "" && meta != nil && meta.DefaultACLPolicy == "deny" {
+			// With ACLs on and deny by default, Consul answers an
+			// anonymous query with an empty list, not a 403: without
+			// this the gateway would look ready and route nothing.
+			err = ErrNoToken
+		}
 		if err != nil {
 			// After an error the next query must not block on the old
 			// index: a restarted or failed-over Consul may be behind it

@@ -60,6 +60,12 @@ type watch struct {
 // ErrAlreadyRan is returned by a second call of Run.
 var ErrAlreadyRan = errors.New("discovery: watcher already ran")
 
+// ErrNoToken reports an empty answer from a Consul agent whose ACLs deny by
+// default while no token is configured: the empty list most likely hides
+// instances the anonymous token may not read. It counts as a failed query
+// (the last snapshot stays in force; readiness fails until Consul answers).
+var ErrNoToken = errors.New("consul ACL default policy is deny and no consul.token is set (empty answer)")
+
 // New returns a Watcher for the Consul agent in cfg. onUpdate, if not nil,
 // is called with a service's new snapshot each time Consul answers with a
 // different set than before (and after the first answer, even if empty).

@@ -3,6 +3,8 @@ package testenv
 import (
 	"fmt"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
@@ -20,8 +22,9 @@ type Consul struct {
 }
 
 // StartConsul starts a Consul dev agent on free loopback ports and waits
-// until it has a leader. It is stopped at the end of the test.
-func StartConsul(t testing.TB) *Consul {
+// until it has a leader. It is stopped at the end of the test. Extra args
+// are appended to the command line (for example "-config-file", path).
+func StartConsul(t testing.TB, extra ...string) *Consul {
 	t.Helper()
 	c := &Consul{t: t, bin: lookBinary(t, "consul")}
 	httpPort := FreePort(t)
@@ -37,6 +40,7 @@ func StartConsul(t testing.TB) *Consul {
 		"-dns-port", "-1", "-grpc-port", "-1", "-grpc-tls-port", "-1",
 		"-log-level", "warn",
 	}
+	c.args = append(c.args, extra...)
 	c.Start()
 	t.Cleanup(c.Stop)
 	return c
@@ -78,4 +82,27 @@ func (c *Consul) Kill() {
 	if c.proc != nil {
 		c.proc.kill()
 	}
+}
+
+// ACLConfig writes a Consul agent config file enabling ACLs with
+// default_policy deny and managementToken as the initial management token
+// (also used as the agent's own token), and returns the args that load it,
+// for StartConsul.
+func ACLConfig(t testing.TB, managementToken string) []string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "acl.hcl")
+	hcl := fmt.Sprintf(`acl {
+  enabled = true
+  default_policy = "deny"
+  enable_token_persistence = false
+  tokens {
+    initial_management = %q
+    agent = %q
+  }
+}
+`, managementToken, managementToken)
+	if err := os.WriteFile(p, []byte(hcl), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return []string{"-config-file", p}
 }
