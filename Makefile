@@ -21,6 +21,7 @@ build:
 	@mkdir -p bin
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/gateway ./cmd/gateway
 	CGO_ENABLED=0 $(GO) build -trimpath -o bin/demoservice ./cmd/demoservice
+	CGO_ENABLED=0 $(GO) build -trimpath -o bin/demoproducer ./cmd/demoproducer
 
 test: setup
 	$(GO) vet ./...
