@@ -125,14 +125,24 @@ func build(req *fasthttp.Request, r *Request) (int, error) {
 	req.Header.SetMethod(r.Method)
 	req.SetBodyString(m.Payload)
 	h := &req.Header
-	h.SetContentType(m.ContentType)
+	dropped := 0
+	// content_type and correlation_id come from the stream's writers like
+	// attributes do; a value a strict server would reject falls back to the
+	// default instead of getting the message dead-lettered as a 400.
+	ct, corr := m.ContentType, m.CorrelationID
+	if !validValue(ct) {
+		ct, dropped = "application/octet-stream", dropped+1
+	}
+	if !validValue(corr) {
+		corr, dropped = m.ID, dropped+1
+	}
+	h.SetContentType(ct)
 	h.Set("X-Message-Id", m.ID)
 	h.Set("X-Stream", m.Stream)
 	h.Set("X-Route", r.Route)
-	h.Set("X-Correlation-Id", m.CorrelationID)
+	h.Set("X-Correlation-Id", corr)
 	h.Set("Idempotency-Key", m.Stream+"/"+m.ID+"/"+r.Route)
 	h.Set("X-Delivery-Attempt", strconv.Itoa(r.Attempt))
-	dropped := 0
 	var name []byte
 	for k, v := range m.Headers {
 		if !validToken(k) || !validValue(v) {
