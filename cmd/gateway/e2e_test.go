@@ -306,6 +306,20 @@ func TestAdminEndpoints(t *testing.T) {
 			t.Errorf("GET %s: empty", path)
 		}
 	}
+	// Lag and pending come from XINFO GROUPS every 5 s; everything is read
+	// and acked here, so both settle at 0.
+	h.publish("orders", "type", "order.created", "payload", `{"id":"1","total":1}`)
+	h.waitFor("lag and pending metrics", 12*time.Second, func() error {
+		m := h.get("/metrics")
+		for _, want := range []string{`gateway_consumer_lag{stream="orders"} 0`, `gateway_pending_messages{stream="orders"} 0`,
+			`gateway_instances{service="orders",state="healthy"} 1`, `gateway_rules_active_routes 3`,
+			`gateway_discovery_staleness_seconds{service="orders"}`} {
+			if !strings.Contains(m, want) {
+				return fmt.Errorf("metrics lack %q", want)
+			}
+		}
+		return nil
+	})
 	rulesJSON := h.get("/rules")
 	for _, want := range []string{`"version"`, `"loaded_at"`, `"eu-big-orders"`, `"last_error"`} {
 		if !strings.Contains(rulesJSON, want) {
