@@ -37,12 +37,7 @@ func cmdDLQ(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	rdb, err := streams.NewClient(streams.ClientConfig{
-		Addrs: cfg.Redis.Addrs, Cluster: cfg.Redis.Cluster, Username: cfg.Redis.Username,
-		Password: cfg.Redis.Password, DB: cfg.Redis.DB, TLS: cfg.Redis.TLS,
-		CAFile: cfg.Redis.TLSCAFile, CertFile: cfg.Redis.TLSCertFile, KeyFile: cfg.Redis.TLSKeyFile,
-		ServerName: cfg.Redis.TLSServerName, InsecureSkipVerify: cfg.Redis.TLSInsecureSkipVerify,
-	})
+	rdb, err := redisClient(cfg.Redis)
 	if err != nil {
 		return err
 	}

@@ -34,9 +34,9 @@ type harness struct {
 	// redisAddrs are the addresses the gateway is configured with: the
 	// single node, or every node of a cluster.
 	redisAddrs []string
-	capi   *consul.Client
-	dir    string
-	admin  string
+	capi       *consul.Client
+	dir        string
+	admin      string
 	// claimIdle is consumer.claim_idle for gateways started later; "2s"
 	// keeps redelivery tests fast.
 	claimIdle string

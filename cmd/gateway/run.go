@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/msgroute/gateway/balancer"
@@ -56,12 +57,7 @@ func serve(ctx context.Context, cfg *config.Config, set *rules.Set, log *slog.Lo
 	holder := router.NewRuleHolder(set)
 	m.RulesActive.Set(float64(len(set.Routes())))
 
-	rdb, err := streams.NewClient(streams.ClientConfig{
-		Addrs: cfg.Redis.Addrs, Cluster: cfg.Redis.Cluster, Username: cfg.Redis.Username,
-		Password: cfg.Redis.Password, DB: cfg.Redis.DB, TLS: cfg.Redis.TLS,
-		CAFile: cfg.Redis.TLSCAFile, CertFile: cfg.Redis.TLSCertFile, KeyFile: cfg.Redis.TLSKeyFile,
-		ServerName: cfg.Redis.TLSServerName, InsecureSkipVerify: cfg.Redis.TLSInsecureSkipVerify,
-	})
+	rdb, err := redisClient(cfg.Redis)
 	if err != nil {
 		return err
 	}
@@ -154,6 +150,15 @@ func serve(ctx context.Context, cfg *config.Config, set *rules.Set, log *slog.Lo
 		aerr = nil
 	}
 	return errors.Join(rerr, aerr)
+}
+
+// redisClient builds the Redis client the config describes.
+func redisClient(c config.Redis) (redis.UniversalClient, error) {
+	return streams.NewClient(streams.ClientConfig{
+		Addrs: c.Addrs, Cluster: c.Cluster, Username: c.Username, Password: c.Password, DB: c.DB,
+		TLS: c.TLS, CAFile: c.TLSCAFile, CertFile: c.TLSCertFile, KeyFile: c.TLSKeyFile,
+		ServerName: c.TLSServerName, InsecureSkipVerify: c.TLSInsecureSkipVerify,
+	})
 }
 
 func reloadOnSIGHUP(ctx context.Context, w *rulewatch.Watcher, log *slog.Logger) error {
