@@ -92,13 +92,11 @@ func FuzzBuild(f *testing.F) {
 }
 
 // TestBuildControlBytesInReservedFields: entry fields correlation_id and
-// content_type come from whoever writes to the stream, like attributes, but
-// build sets them as headers without validValue. fasthttp turns CR and LF
-// into spaces, so they cannot split the request, but other control bytes
-// (found by FuzzBuild: correlation_id "\x19") go out raw, and a strict
-// server (Go's net/http, fasthttp) rejects the whole request with 400, which
-// the gateway treats as a permanent error and dead-letters. A message must
-// not be dead-lettered for a header the gateway chose to forward.
+// content_type come from whoever writes to the stream, like attributes.
+// build used to set them raw: fasthttp turns CR and LF into spaces, but
+// other control bytes (found by FuzzBuild: correlation_id "\x19") went out
+// as they were, a strict server (Go's net/http, fasthttp) answers such a
+// request with 400, and the gateway dead-letters it as permanent_error.
 func TestBuildControlBytesInReservedFields(t *testing.T) {
 	for _, tc := range []struct{ name, field, value string }{
 		{"correlation_id control byte", rules.FieldCorrelationID, "\x19"},
