@@ -64,12 +64,15 @@ type gatewayConfig struct {
 	Algorithm   string // empty: the gateway's default
 }
 
-// configYAML renders the gateway config file (keys per CONTRACT.md).
+// configYAML renders the gateway config file (keys per CONTRACT.md). The
+// per-service concurrency cap is set to max_inflight: every bench route
+// targets one service, and the floor has no such cap, so a lower one
+// (the default is 64) would measure the cap rather than the pipeline.
 func configYAML(c gatewayConfig) []byte {
 	var b strings.Builder
 	fmt.Fprintf(&b, "redis:\n  addrs: [%q]\n", c.RedisAddr)
-	fmt.Fprintf(&b, "consumer:\n  streams: [%q]\n  group: %q\n  name: %q\n  batch: %d\n  max_inflight: %d\n  claim_idle: 30s\n  max_deliveries: 5\n  dlq_stream: %q\n",
-		c.Stream, c.Group, c.Consumer, c.Batch, c.MaxInflight, c.DLQStream)
+	fmt.Fprintf(&b, "consumer:\n  streams: [%q]\n  group: %q\n  name: %q\n  batch: %d\n  max_inflight: %d\n  service_concurrency: %d\n  claim_idle: 30s\n  max_deliveries: 5\n  dlq_stream: %q\n",
+		c.Stream, c.Group, c.Consumer, c.Batch, c.MaxInflight, c.MaxInflight, c.DLQStream)
 	fmt.Fprintf(&b, "consul:\n  address: %q\n", c.ConsulAddr)
 	fmt.Fprintf(&b, "rules:\n  path: %q\n", c.RulesPath)
 	fmt.Fprintf(&b, "admin:\n  listen: %q\n", c.AdminListen)

@@ -5,15 +5,13 @@ import (
 	"log/slog"
 	"sync"
 	"time"
-
-	"github.com/msgroute/gateway/internal/metrics"
 )
 
 // acker batches XACKs: entries settled at about the same time are
 // acknowledged in one pipelined round trip.
 type acker struct {
 	settler Settler
-	m       *metrics.Metrics
+	m       *metricCache
 	log     *slog.Logger
 	in      chan ackReq
 	once    sync.Once
@@ -23,7 +21,7 @@ type ackReq struct{ stream, id string }
 
 const ackBatch = 512
 
-func newAcker(s Settler, m *metrics.Metrics, log *slog.Logger) *acker {
+func newAcker(s Settler, m *metricCache, log *slog.Logger) *acker {
 	return &acker{settler: s, m: m, log: log, in: make(chan ackReq, 4096)}
 }
 
@@ -37,13 +35,21 @@ func (a *acker) close() { a.once.Do(func() { close(a.in) }) }
 // (drain timeout) unflushed entries stay pending and are redelivered.
 func (a *acker) run(ctx context.Context) {
 	batch := make(map[string][]string)
+	spare := make(map[string][]string) // emptied ID slices, reused per stream
+	add := func(r ackReq) {
+		ids, ok := batch[r.stream]
+		if !ok {
+			ids = spare[r.stream][:0]
+		}
+		batch[r.stream] = append(ids, r.id)
+	}
 	for {
 		req, ok := <-a.in
 		if !ok {
 			return
 		}
 		n := 1
-		batch[req.stream] = append(batch[req.stream], req.id)
+		add(req)
 	fill:
 		for n < ackBatch {
 			select {
@@ -51,13 +57,17 @@ func (a *acker) run(ctx context.Context) {
 				if !ok {
 					break fill
 				}
-				batch[req.stream] = append(batch[req.stream], req.id)
+				add(req)
 				n++
 			default:
 				break fill
 			}
 		}
 		a.flush(ctx, batch)
+		for s, ids := range batch {
+			clear(ids) // drop the ID strings, keep the array
+			spare[s] = ids
+		}
 		clear(batch)
 		if !ok {
 			return
@@ -71,11 +81,11 @@ func (a *acker) flush(ctx context.Context, batch map[string][]string) {
 		err := a.settler.AckMany(ctx, batch)
 		if err == nil {
 			for s, ids := range batch {
-				a.m.Acked.WithLabelValues(s).Add(float64(len(ids)))
+				a.m.acked(s).Add(float64(len(ids)))
 			}
 			return
 		}
-		a.m.Errors.WithLabelValues("xack").Inc()
+		a.m.m.Errors.WithLabelValues("xack").Inc()
 		if attempt == 0 {
 			a.log.Warn("ack failed; retrying", "err", err)
 		}

@@ -14,8 +14,10 @@ import (
 type serviceLimits struct {
 	limit     int
 	overrides map[string]int
-	mu        sync.Mutex
-	sems      map[string]*serviceSem
+	// sems maps a service to its *serviceSem. Every message looks its
+	// services up four times (admit, acquire, release, leave), so the
+	// lookup must not take a lock shared by all workers.
+	sems sync.Map
 }
 
 type serviceSem struct {
@@ -27,22 +29,19 @@ type serviceSem struct {
 const queueFactor = 4
 
 func newServiceLimits(limit int, overrides map[string]int) *serviceLimits {
-	return &serviceLimits{limit: limit, overrides: overrides, sems: make(map[string]*serviceSem)}
+	return &serviceLimits{limit: limit, overrides: overrides}
 }
 
 func (l *serviceLimits) sem(svc string) *serviceSem {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	s := l.sems[svc]
-	if s == nil {
-		n := l.limit
-		if o, ok := l.overrides[svc]; ok && o > 0 {
-			n = o
-		}
-		s = &serviceSem{slots: make(chan struct{}, n), queue: make(chan struct{}, queueFactor*n)}
-		l.sems[svc] = s
+	if s, ok := l.sems.Load(svc); ok {
+		return s.(*serviceSem)
 	}
-	return s
+	n := l.limit
+	if o, ok := l.overrides[svc]; ok && o > 0 {
+		n = o
+	}
+	s, _ := l.sems.LoadOrStore(svc, &serviceSem{slots: make(chan struct{}, n), queue: make(chan struct{}, queueFactor*n)})
+	return s.(*serviceSem)
 }
 
 // admit takes one queue token of each service in svcs (sorted, so two

@@ -50,6 +50,11 @@ type job struct {
 	matches  []rules.Match
 	services []string // distinct services of deliverable matches, sorted
 	tooBig   bool
+	// Inline backing for matches and services: almost every message takes
+	// one route to one service, which then costs no allocation of its own.
+	matchBuf [1]rules.Match
+	svcBuf   [1]string
+	req      dispatch.Request // the HTTP attempt being made, reused
 }
 
 // prepare decodes and matches e. It does no I/O.
@@ -64,7 +69,8 @@ func (r *Router) prepare(e *streams.Entry) *job {
 		return j
 	}
 	j.set = r.deps.Rules()
-	j.matches = j.set.Match(j.msg, nil)
+	j.matches = j.set.Match(j.msg, j.matchBuf[:0])
+	j.services = j.svcBuf[:0]
 	for _, m := range j.matches {
 		if m.Err == nil && !slices.Contains(j.services, m.Route.Service) {
 			j.services = append(j.services, m.Route.Service)
@@ -97,7 +103,7 @@ func (r *Router) process(ctx context.Context, j *job) verdict {
 	v := verdict{ack: true}
 	for i := range j.matches {
 		m := &j.matches[i]
-		r.deps.Metrics.RouteMatches.WithLabelValues(m.Route.Name).Inc()
+		r.mc.routeMatches(m.Route.Name).Inc()
 		var o outcome
 		var wait time.Duration
 		if m.Err != nil {
@@ -107,7 +113,7 @@ func (r *Router) process(ctx context.Context, j *job) verdict {
 			}
 			o = r.toDLQ(ctx, e, dlqInfo{reason: reason, route: m.Route.Name, err: m.Err.Error()})
 		} else {
-			o, wait = r.deliver(ctx, e, j.msg, m)
+			o, wait = r.deliver(ctx, j, m)
 		}
 		switch o {
 		case transient:
@@ -123,7 +129,8 @@ func (r *Router) process(ctx context.Context, j *job) verdict {
 
 // deliver sends msg over route m with the route's retries, each on another
 // instance, and settles final failures in the DLQ.
-func (r *Router) deliver(ctx context.Context, e *streams.Entry, msg *rules.Message, m *rules.Match) (outcome, time.Duration) {
+func (r *Router) deliver(ctx context.Context, j *job, m *rules.Match) (outcome, time.Duration) {
+	e, msg := &j.e, j.msg
 	route := m.Route
 	svc := route.Service
 	attempts := 1 + route.Retries
@@ -150,7 +157,7 @@ func (r *Router) deliver(ctx context.Context, e *streams.Entry, msg *rules.Messa
 			return unavailable, time.Second
 		}
 		attempt := int(e.Deliveries-1)*attempts + i + 1
-		last = r.attempt(ep, msg, m, attempt)
+		last = r.attempt(&j.req, ep, msg, m, attempt)
 		r.svc.release(svc)
 		switch last.class {
 		case delivered:
@@ -191,15 +198,16 @@ func (a attemptResult) errText() string {
 
 // attempt performs one HTTP request to ep and classifies the answer:
 // 2xx delivered; 408, 429, 5xx and transport errors transient; other
-// answers permanent.
-func (r *Router) attempt(ep *balancer.Endpoint, msg *rules.Message, m *rules.Match, n int) attemptResult {
+// answers permanent. req is scratch space for the request (it escapes to
+// the Sender, so a fresh one would cost an allocation per attempt).
+func (r *Router) attempt(req *dispatch.Request, ep *balancer.Endpoint, msg *rules.Message, m *rules.Match, n int) attemptResult {
 	route := m.Route
-	req := dispatch.Request{
+	*req = dispatch.Request{
 		Addr: ep.Addr(), Method: route.Method, Path: m.Path, Route: route.Name, Msg: msg,
 		Attempt: n, Timeout: route.Timeout, KeepBody: msg.ReplyTo != "",
 	}
 	start := time.Now()
-	res, err := r.deps.Sender.Do(&req)
+	res, err := r.deps.Sender.Do(req)
 	elapsed := time.Since(start)
 	if res.Dropped > 0 {
 		r.deps.Metrics.DroppedHeaders.Add(float64(res.Dropped))
@@ -219,9 +227,9 @@ func (r *Router) attempt(ep *balancer.Endpoint, msg *rules.Message, m *rules.Mat
 		a.class = deadLetter
 	}
 	r.deps.Picker.Done(ep, bo, elapsed)
-	svc := route.Service
-	r.deps.Metrics.Dispatch.WithLabelValues(svc, outcomeLabel(a.class)).Inc()
-	r.deps.Metrics.DispatchDuration.WithLabelValues(svc).Observe(elapsed.Seconds())
+	sm := r.mc.service(route.Service)
+	sm.dispatched(a.class).Inc()
+	sm.duration.Observe(elapsed.Seconds())
 	return a
 }
 

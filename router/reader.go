@@ -97,10 +97,9 @@ func (r *Router) readFailed(ctx context.Context, stream, op string, err error) {
 
 // start matches each entry, waits until every service it goes to has room
 // in its queue (so a saturated service stops this stream's reader, not the
-// others), then launches one goroutine per entry; each holds one slot,
-// acquired by the reader, until the entry is settled. If ctx ends while
-// waiting, the remaining entries stay pending in Redis and their slots are
-// released.
+// others), then hands it to a worker; each entry holds one slot, acquired by
+// the reader, until it is settled. If ctx ends while waiting, the remaining
+// entries stay pending in Redis and their slots are released.
 func (r *Router) start(ctx, workCtx context.Context, entries []streams.Entry) {
 	for i := range entries {
 		j := r.prepare(&entries[i])
@@ -108,18 +107,22 @@ func (r *Router) start(ctx, workCtx context.Context, entries []streams.Entry) {
 			r.release(len(entries) - i)
 			return
 		}
-		r.deps.Metrics.Consumed.WithLabelValues(j.e.Stream).Inc()
+		r.mc.consumed(j.e.Stream).Inc()
 		r.deps.Metrics.Inflight.Inc()
 		r.live.add(j.e.Stream, j.e.ID)
 		r.work.Add(1)
-		go func() {
-			defer r.work.Done()
-			defer r.release(1)
-			defer r.deps.Metrics.Inflight.Dec()
-			defer r.live.remove(j.e.Stream, j.e.ID)
-			r.settle(workCtx, &j.e, r.process(workCtx, j))
-		}()
+		r.workers.hand(workCtx, j)
 	}
+}
+
+// finish settles j and frees what it held: the message's part of the
+// pipeline ends here.
+func (r *Router) finish(ctx context.Context, j *job) {
+	defer r.work.Done()
+	defer r.release(1)
+	defer r.deps.Metrics.Inflight.Dec()
+	defer r.live.remove(j.e.Stream, j.e.ID)
+	r.settle(ctx, &j.e, r.process(ctx, j))
 }
 
 // acquire blocks for one free slot, then takes up to max-1 more without

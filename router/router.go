@@ -134,7 +134,9 @@ type Router struct {
 	svc     *serviceLimits
 	acks    *acker
 	live    *leases
-	work    sync.WaitGroup // message goroutines
+	workers *workerPool
+	mc      *metricCache
+	work    sync.WaitGroup // messages handed to workers and not yet settled
 	running atomic.Bool
 }
 
@@ -153,7 +155,9 @@ func New(cfg Config, deps Deps) (*Router, error) {
 		svc:   newServiceLimits(cfg.ServiceConcurrency, cfg.ServiceLimits),
 		live:  newLeases(),
 	}
-	r.acks = newAcker(deps.Settler, deps.Metrics, cfg.Logger)
+	r.mc = newMetricCache(deps.Metrics)
+	r.acks = newAcker(deps.Settler, r.mc, cfg.Logger)
+	r.workers = newWorkerPool(r.finish)
 	return r, nil
 }
 
@@ -203,6 +207,7 @@ func (r *Router) Run(ctx context.Context) error {
 		cancelWork()
 		<-drained
 	}
+	r.workers.close() // the readers are gone: nothing hands jobs any more
 	<-renewDone
 	r.acks.close()
 	<-ackDone

@@ -1,0 +1,147 @@
+package router
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/msgroute/gateway/balancer"
+	"github.com/msgroute/gateway/discovery"
+	"github.com/msgroute/gateway/internal/dispatch"
+	"github.com/msgroute/gateway/internal/metrics"
+	"github.com/msgroute/gateway/internal/streams"
+	"github.com/msgroute/gateway/rules"
+)
+
+// Fakes for the pipeline benchmark: no I/O, instant 200s, counted acks.
+
+type benchSettler struct{ acked atomic.Int64 }
+
+func (s *benchSettler) AckMany(_ context.Context, by map[string][]string) error {
+	for _, ids := range by {
+		s.acked.Add(int64(len(ids)))
+	}
+	return nil
+}
+func (s *benchSettler) Park(context.Context, string, string, int64, time.Duration, time.Duration) error {
+	return nil
+}
+func (s *benchSettler) Renew(context.Context, string, []string) error { return nil }
+
+type benchPublisher struct{}
+
+func (benchPublisher) Add(context.Context, string, int64, []string) (string, error) { return "", nil }
+
+type benchSource struct{}
+
+func (benchSource) EnsureGroup(context.Context, string) error { return nil }
+func (benchSource) Read(context.Context, string, string, int, time.Duration) ([]streams.Entry, error) {
+	return nil, nil
+}
+func (benchSource) Claim(context.Context, string, string, time.Duration, int) ([]streams.Entry, string, error) {
+	return nil, "0-0", nil
+}
+
+type okSender struct{}
+
+func (okSender) Do(*dispatch.Request) (dispatch.Result, error) {
+	return dispatch.Result{Status: 200}, nil
+}
+
+// benchRouter builds a router over the bench scenario's shape: routes
+// matching headers.rk, one service of 10 instances.
+func benchRouter(b testing.TB, routes int) (*Router, *benchSettler) {
+	b.Helper()
+	var y strings.Builder
+	y.WriteString("routes:\n")
+	for i := range routes {
+		fmt.Fprintf(&y, "  - name: r%d\n    match: 'headers.rk == \"r%d\"'\n    service: svc\n    path: /r%d\n", i, i, i)
+	}
+	y.WriteString("default:\n  action: dlq\n")
+	path := filepath.Join(b.TempDir(), "rules.yaml")
+	if err := os.WriteFile(path, []byte(y.String()), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	set, err := rules.Load(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	bal, err := balancer.New(balancer.Config{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	var insts []discovery.Instance
+	for i := range 10 {
+		insts = append(insts, discovery.Instance{ID: "i" + strconv.Itoa(i), Service: "svc", Node: "n",
+			Address: "127.0.0.1", Port: 10000 + i, Weight: 1})
+	}
+	bal.Update("svc", insts)
+	st := &benchSettler{}
+	r, err := New(Config{Streams: []string{"s"}, Batch: 256, MaxInflight: 512, ServiceConcurrency: 512,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))},
+		Deps{Source: benchSource{}, Settler: st, Publisher: benchPublisher{}, Picker: bal, Sender: okSender{},
+			Rules: func() *rules.Set { return set }, Metrics: metrics.New()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return r, st
+}
+
+func benchEntry(i, routes int) streams.Entry {
+	rk := "r" + strconv.Itoa(i%routes)
+	return streams.Entry{Stream: "s", ID: "1700000000000-" + strconv.Itoa(i), Deliveries: 1, Fields: map[string]string{
+		"payload": `{"seq":` + strconv.Itoa(i) + `,"ts":1700000000000000000,"rk":"` + rk + `","pad":"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"}`,
+		"rk":      rk,
+	}}
+}
+
+// BenchmarkPipeline measures the router's own work per message, batch by
+// batch as the reader hands them over: match, admission, worker hand-off,
+// pick, a (fake, instant) dispatch, metrics, settle and the batched ack.
+func BenchmarkPipeline(b *testing.B) {
+	const routes, batch = 100, 256
+	r, st := benchRouter(b, routes)
+	ctx := context.Background()
+	acked := make(chan struct{})
+	go func() { r.acks.run(ctx); close(acked) }()
+	entries := make([]streams.Entry, batch)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for done := 0; done < b.N; done += batch {
+		n := min(batch, b.N-done)
+		for i := range n {
+			entries[i] = benchEntry(done+i, routes)
+		}
+		got := r.acquire(ctx, n)
+		for got < n {
+			got += r.acquire(ctx, n-got)
+		}
+		r.start(ctx, ctx, entries[:n])
+	}
+	r.work.Wait()
+	r.acks.close()
+	<-acked
+	b.StopTimer()
+	r.workers.close()
+	if got := st.acked.Load(); got != int64(b.N) {
+		b.Fatalf("acked %d of %d", got, b.N)
+	}
+}
+
+// BenchmarkPrepare measures decoding and matching one entry.
+func BenchmarkPrepare(b *testing.B) {
+	r, _ := benchRouter(b, 100)
+	e := benchEntry(7, 100)
+	b.ReportAllocs()
+	for b.Loop() {
+		r.prepare(&e)
+	}
+}
