@@ -22,6 +22,8 @@ type fakeReply struct {
 	entries []*api.ServiceEntry
 	index   uint64
 	err     error
+	// aclPolicy is the agent's X-Consul-Default-Acl-Policy ("" = ACLs off).
+	aclPolicy string
 }
 
 type fakeRequest struct {
@@ -61,7 +63,7 @@ func (f *fakeHealth) Service(service, _ string, passing bool, q *api.QueryOption
 			if r.err != nil {
 				return nil, nil, r.err
 			}
-			return r.entries, &api.QueryMeta{LastIndex: r.index}, nil
+			return r.entries, &api.QueryMeta{LastIndex: r.index, DefaultACLPolicy: r.aclPolicy}, nil
 		}
 		wake := f.wake
 		f.mu.Unlock()
