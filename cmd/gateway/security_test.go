@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -372,4 +373,26 @@ func TestSecureProcessNeverLogsSecrets(t *testing.T) {
 func firstLines(s string, n int) string {
 	lines := strings.SplitN(s, "\n", n+1)
 	return strings.Join(lines[:min(n, len(lines))], " | ")
+}
+
+func TestSecureConsulTLS(t *testing.T) {
+	certs := testenv.GenerateCerts(t)
+	httpsPort := testenv.FreePort(t)
+	c := testenv.StartConsul(t, testenv.ConsulTLSConfig(t, certs, httpsPort, true)...)
+	h := newHarnessOn(t, testenv.StartRedis(t), &redis.Options{}, c, "")
+	h.writeRules(e2eRules)
+	b := h.backend("orders", "orders-1")
+	https := "127.0.0.1:" + strconv.Itoa(httpsPort)
+	runAuthCases(t, h, b, []authCase{
+		{name: "https with CA and client cert", ready: true, env: map[string]string{
+			"GATEWAY_CONSUL_ADDRESS": https, "GATEWAY_CONSUL_SCHEME": "https", "GATEWAY_CONSUL_TLS_CA_FILE": certs.CAFile,
+			"GATEWAY_CONSUL_TLS_CERT_FILE": certs.ClientCert, "GATEWAY_CONSUL_TLS_KEY_FILE": certs.ClientKey}},
+		{name: "https without client cert", why: []string{`"consul"`, "last_error"}, env: map[string]string{
+			"GATEWAY_CONSUL_ADDRESS": https, "GATEWAY_CONSUL_SCHEME": "https", "GATEWAY_CONSUL_TLS_CA_FILE": certs.CAFile}},
+		{name: "https, server signed by another CA", why: []string{`"consul"`, "certificate"}, env: map[string]string{
+			"GATEWAY_CONSUL_ADDRESS": https, "GATEWAY_CONSUL_SCHEME": "https", "GATEWAY_CONSUL_TLS_CA_FILE": certs.OtherCAFile,
+			"GATEWAY_CONSUL_TLS_CERT_FILE": certs.ClientCert, "GATEWAY_CONSUL_TLS_KEY_FILE": certs.ClientKey}},
+		{name: "plain http to the https port", why: []string{`"consul"`}, env: map[string]string{
+			"GATEWAY_CONSUL_ADDRESS": https}},
+	})
 }

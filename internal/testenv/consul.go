@@ -106,3 +106,29 @@ func ACLConfig(t testing.TB, managementToken string) []string {
 	}
 	return []string{"-config-file", p}
 }
+
+// ConsulTLSConfig writes a Consul agent config file serving the HTTP API
+// over TLS on httpsPort with c's server certificate (the plain HTTP port
+// stays open for the harness). With clientCerts, HTTPS clients must present
+// a certificate signed by c's CA. It returns the args that load it, for
+// StartConsul.
+func ConsulTLSConfig(t testing.TB, c *Certs, httpsPort int, clientCerts bool) []string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "tls.hcl")
+	hcl := fmt.Sprintf(`ports { https = %d }
+tls {
+  defaults {
+    ca_file = %q
+    cert_file = %q
+    key_file = %q
+    verify_incoming = false
+    verify_outgoing = false
+  }
+  https { verify_incoming = %t }
+}
+`, httpsPort, c.CAFile, c.ServerCert, c.ServerKey, clientCerts)
+	if err := os.WriteFile(p, []byte(hcl), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return []string{"-config-file", p}
+}
