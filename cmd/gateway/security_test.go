@@ -396,3 +396,48 @@ func TestSecureConsulTLS(t *testing.T) {
 			"GATEWAY_CONSUL_ADDRESS": https}},
 	})
 }
+
+// TestSecureAdminTokenEndToEnd: with admin.token set (from the env), the
+// running gateway's admin endpoints need the bearer token; the probes
+// do not.
+func TestSecureAdminTokenEndToEnd(t *testing.T) {
+	const token = "adm-e2e-Zz81"
+	h := newHarness(t)
+	h.writeRules(e2eRules)
+	h.backend("orders", "orders-1")
+	t.Setenv("GATEWAY_ADMIN_TOKEN", token)
+	logs := h.startLogged([]string{"orders"}, "")
+	h.expectReady()
+	for _, tc := range []struct {
+		method, path, auth string
+		want               int
+	}{
+		{"GET", "/healthz", "", 200},
+		{"GET", "/readyz", "", 200},
+		{"GET", "/metrics", "", 401},
+		{"GET", "/rules", "Bearer nope", 401},
+		{"GET", "/instances", "bearer " + token, 401},
+		{"POST", "/explain", "", 401},
+		{"GET", "/metrics", "Bearer " + token, 200},
+		{"GET", "/rules", "Bearer " + token, 200},
+		{"GET", "/instances", "Bearer " + token, 200},
+		{"POST", "/explain", "Bearer " + token, 200},
+	} {
+		req, _ := http.NewRequest(tc.method, "http://"+h.admin+tc.path, strings.NewReader(`{"stream":"orders","fields":{"type":"order.created"}}`))
+		if tc.auth != "" {
+			req.Header.Set("Authorization", tc.auth)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != tc.want {
+			t.Errorf("%s %s with %q = %d, want %d", tc.method, tc.path, tc.auth, resp.StatusCode, tc.want)
+		}
+	}
+	if err := h.stopErr(); err != nil {
+		t.Errorf("serve: %v", err)
+	}
+	assertNoSecret(t, "gateway log", logs.String(), token)
+}
