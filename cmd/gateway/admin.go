@@ -47,6 +47,27 @@ func adminSources(m *metrics.Metrics, ping func(context.Context) *redis.StatusCm
 	}
 }
 
+// evalErrorsCollector exports gateway_rule_eval_errors_total{route} from
+// the active rule set's own counters at scrape time (they restart from 0
+// when a reload installs a new set, which Prometheus reads as a reset).
+type evalErrorsCollector struct {
+	holder *router.RuleHolder
+	desc   *prometheus.Desc
+}
+
+func newEvalErrorsCollector(h *router.RuleHolder) *evalErrorsCollector {
+	return &evalErrorsCollector{holder: h, desc: prometheus.NewDesc("gateway_rule_eval_errors_total",
+		"Runtime expression errors per route, counted as no-match (active rule set).", []string{"route"}, nil)}
+}
+
+func (c *evalErrorsCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+func (c *evalErrorsCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, r := range c.holder.Load().Routes() {
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.CounterValue, float64(r.EvalErrors()), r.Name)
+	}
+}
+
 // instancesCollector exports, at scrape time, gateway_instances{service,state}
 // from the balancer's view and gateway_discovery_staleness_seconds{service}
 // (time since Consul last answered for the service) from discovery's.

@@ -121,7 +121,7 @@ func serve(ctx context.Context, cfg *config.Config, set *rules.Set, log *slog.Lo
 	if err != nil {
 		return err
 	}
-	m.Registry.MustRegister(newInstancesCollector(bal, disc))
+	m.Registry.MustRegister(newInstancesCollector(bal, disc), newEvalErrorsCollector(holder))
 
 	log.Info("gateway starting", "streams", cfg.Consumer.Streams, "group", cfg.Consumer.Group,
 		"consumer", cfg.Consumer.Name, "admin", admin.Addr(), "rules_version", set.Version())
