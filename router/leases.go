@@ -16,9 +16,10 @@ type leaseKey struct{ stream, id string }
 
 func newLeases() *leases { return &leases{since: make(map[leaseKey]time.Time)} }
 
-func (l *leases) add(stream, id string) {
+// add records that id of stream is in flight since now.
+func (l *leases) add(stream, id string, now time.Time) {
 	l.mu.Lock()
-	l.since[leaseKey{stream, id}] = time.Now()
+	l.since[leaseKey{stream, id}] = now
 	l.mu.Unlock()
 }
 

@@ -16,8 +16,16 @@ import (
 func (r *Router) readLoop(ctx, workCtx context.Context, stream string) {
 	b := newBackoff(50*time.Millisecond, 5*time.Second)
 	cursor := "0" // own backlog first, paged by ID; then ">" for new entries
+	// When the pipeline is full, slots come back one message at a time;
+	// reading as soon as one is free would turn a backlog into many tiny
+	// XREADGROUPs (a round trip and a reply to parse for a few entries
+	// each). Waiting for a quarter batch keeps reads large; with free slots
+	// (any load below saturation) it does not wait at all. All readers
+	// together hold fewer slots while they wait than MaxInflight/8, so they
+	// can never starve each other of slots.
+	least := max(1, min(r.cfg.Batch/4, r.cfg.MaxInflight/(8*len(r.cfg.Streams))))
 	for ctx.Err() == nil {
-		n := r.acquire(ctx, r.cfg.Batch)
+		n := r.acquireAtLeast(ctx, least, r.cfg.Batch)
 		if n == 0 {
 			return
 		}
@@ -101,17 +109,26 @@ func (r *Router) readFailed(ctx context.Context, stream, op string, err error) {
 // the reader, until it is settled. If ctx ends while waiting, the remaining
 // entries stay pending in Redis and their slots are released.
 func (r *Router) start(ctx, workCtx context.Context, entries []streams.Entry) {
+	if len(entries) == 0 {
+		return
+	}
+	// One clock reading and one consumed count per batch (all entries are
+	// of one stream); a lease that starts a little early is renewed early,
+	// which is harmless.
+	now := time.Now()
+	handed := 0
+	defer func() { r.mc.consumed(entries[0].Stream).Add(float64(handed)) }()
 	for i := range entries {
 		j := r.prepare(&entries[i])
 		if !r.svc.admit(ctx, j.services) {
 			r.release(len(entries) - i)
 			return
 		}
-		r.mc.consumed(j.e.Stream).Inc()
 		r.deps.Metrics.Inflight.Inc()
-		r.live.add(j.e.Stream, j.e.ID)
+		r.live.add(j.e.Stream, j.e.ID, now)
 		r.work.Add(1)
 		r.workers.hand(workCtx, j)
+		handed++
 	}
 }
 
@@ -128,12 +145,23 @@ func (r *Router) finish(ctx context.Context, j *job) {
 // acquire blocks for one free slot, then takes up to max-1 more without
 // blocking. It returns how many it took (0 when ctx is done).
 func (r *Router) acquire(ctx context.Context, max int) int {
-	select {
-	case r.slots <- struct{}{}:
-	case <-ctx.Done():
-		return 0
+	return r.acquireAtLeast(ctx, 1, max)
+}
+
+// acquireAtLeast blocks until it holds least free slots, then takes up to
+// max in all without blocking. It returns how many it took (0, holding
+// none, when ctx is done first).
+func (r *Router) acquireAtLeast(ctx context.Context, least, max int) int {
+	n := 0
+	for n < least {
+		select {
+		case r.slots <- struct{}{}:
+			n++
+		case <-ctx.Done():
+			r.release(n)
+			return 0
+		}
 	}
-	n := 1
 	for n < max {
 		select {
 		case r.slots <- struct{}{}:

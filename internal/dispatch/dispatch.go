@@ -118,7 +118,11 @@ func build(req *fasthttp.Request, r *Request) (int, error) {
 	if !validPath(r.Path) {
 		return 0, fmt.Errorf("%q: %w", r.Path, ErrBadPath)
 	}
-	req.SetRequestURI("http://" + r.Addr + r.Path)
+	// URI and idempotency key are assembled in a stack buffer: fasthttp
+	// copies them, and string concatenation would allocate twice a request.
+	var scratch [256]byte
+	b := append(append(append(scratch[:0], "http://"...), r.Addr...), r.Path...)
+	req.SetRequestURIBytes(b)
 	if string(req.URI().Host()) != r.Addr {
 		return 0, fmt.Errorf("%q: %w", r.Path, ErrBadPath)
 	}
@@ -141,9 +145,10 @@ func build(req *fasthttp.Request, r *Request) (int, error) {
 	h.Set("X-Stream", m.Stream)
 	h.Set("X-Route", r.Route)
 	h.Set("X-Correlation-Id", corr)
-	h.Set("Idempotency-Key", m.Stream+"/"+m.ID+"/"+r.Route)
+	b = append(append(append(append(append(b[:0], m.Stream...), '/'), m.ID...), '/'), r.Route...)
+	h.SetBytesV("Idempotency-Key", b)
 	h.Set("X-Delivery-Attempt", strconv.Itoa(r.Attempt))
-	var name []byte
+	name := scratch[:0] // the URI and key are copied by now: reuse the buffer
 	for k, v := range m.Headers {
 		if !validToken(k) || !validValue(v) {
 			dropped++
