@@ -170,6 +170,9 @@ func (r *Router) Run(ctx context.Context) error {
 	}
 	for _, s := range r.cfg.Streams {
 		if err := r.ensureGroup(ctx, s); err != nil {
+			if ctx.Err() != nil {
+				return nil // stopped before Redis ever answered: nothing to drain
+			}
 			return err
 		}
 	}

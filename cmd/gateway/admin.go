@@ -30,6 +30,9 @@ func adminSources(m *metrics.Metrics, ping func(context.Context) *redis.StatusCm
 			}},
 			{Name: "consul", Fn: func(context.Context) error {
 				if !disc.Answered() {
+					if st := disc.Status(); st.LastError != "" {
+						return errors.New("consul has not answered yet: " + st.LastError)
+					}
 					return errors.New("consul has not answered yet")
 				}
 				return nil
