@@ -16,16 +16,8 @@ import (
 func (r *Router) readLoop(ctx, workCtx context.Context, stream string) {
 	b := newBackoff(50*time.Millisecond, 5*time.Second)
 	cursor := "0" // own backlog first, paged by ID; then ">" for new entries
-	// When the pipeline is full, slots come back one message at a time;
-	// reading as soon as one is free would turn a backlog into many tiny
-	// XREADGROUPs (a round trip and a reply to parse for a few entries
-	// each). Waiting for a quarter batch keeps reads large; with free slots
-	// (any load below saturation) it does not wait at all. All readers
-	// together hold fewer slots while they wait than MaxInflight/8, so they
-	// can never starve each other of slots.
-	least := max(1, min(r.cfg.Batch/4, r.cfg.MaxInflight/(8*len(r.cfg.Streams))))
 	for ctx.Err() == nil {
-		n := r.acquireAtLeast(ctx, least, r.cfg.Batch)
+		n := r.acquire(ctx, r.cfg.Batch)
 		if n == 0 {
 			return
 		}
@@ -143,25 +135,17 @@ func (r *Router) finish(ctx context.Context, j *job) {
 }
 
 // acquire blocks for one free slot, then takes up to max-1 more without
-// blocking. It returns how many it took (0 when ctx is done).
+// blocking. It returns how many it took (0 when ctx is done). Waiting for
+// several free slots, to keep reads large under backlog, was tried and
+// raised CPU per message in bench runs: a channel semaphore wakes the
+// waiting reader once per freed slot.
 func (r *Router) acquire(ctx context.Context, max int) int {
-	return r.acquireAtLeast(ctx, 1, max)
-}
-
-// acquireAtLeast blocks until it holds least free slots, then takes up to
-// max in all without blocking. It returns how many it took (0, holding
-// none, when ctx is done first).
-func (r *Router) acquireAtLeast(ctx context.Context, least, max int) int {
-	n := 0
-	for n < least {
-		select {
-		case r.slots <- struct{}{}:
-			n++
-		case <-ctx.Done():
-			r.release(n)
-			return 0
-		}
+	select {
+	case r.slots <- struct{}{}:
+	case <-ctx.Done():
+		return 0
 	}
+	n := 1
 	for n < max {
 		select {
 		case r.slots <- struct{}{}:
