@@ -51,13 +51,17 @@ routes:
 				return
 			case <-tick.C:
 			}
+			// Count only what Redis took: a pipeline cut short by stop()
+			// would otherwise count messages never published.
 			pipe := h.rdb.Pipeline()
-			for i := 0; i < 10; i++ {
-				n := sent.Add(1)
-				pipe.XAdd(ctx, &redis.XAddArgs{Stream: "orders", Values: []string{
-					"type", "order.created", "payload", `{"total":` + strconv.FormatInt(n, 10) + `}`}})
+			base := sent.Load()
+			for i := int64(1); i <= 10; i++ {
+				pipe.XAdd(context.Background(), &redis.XAddArgs{Stream: "orders", Values: []string{
+					"type", "order.created", "payload", `{"total":` + strconv.FormatInt(base+i, 10) + `}`}})
 			}
-			_, _ = pipe.Exec(ctx)
+			if _, err := pipe.Exec(context.Background()); err == nil {
+				sent.Add(10)
+			}
 		}
 	}()
 
