@@ -44,6 +44,14 @@ func newHarnessOn(t *testing.T, r *testenv.Redis, opts *redis.Options, c *testen
 	if err != nil {
 		t.Fatal(err)
 	}
+	if token != "" {
+		// The agent installs the initial management token a moment after
+		// it has a leader; until then it answers 403 "ACL not found".
+		h.waitFor("consul ACL token usable", 20*time.Second, func() error {
+			_, _, err := h.capi.ACL().TokenReadSelf(nil)
+			return err
+		})
+	}
 	return h
 }
 
