@@ -7,11 +7,13 @@
 //
 // Backpressure: at most Config.MaxInflight entries are being processed; when
 // every slot is taken the readers stop reading, so a burst waits in the
-// stream. Each service has its own concurrency cap; a message whose service
-// is saturated, or has no healthy instance, is "parked": left pending with
-// its delivery counter unchanged and made claimable again a little later,
-// so it waits in Redis without holding a slot that other services' messages
-// need.
+// stream. Each service has a concurrency cap and an admission queue of four
+// times that cap: a stream's reader waits for room in the queues of the
+// services a message goes to, so a saturated service holds back only the
+// streams that feed it. A message whose service has no healthy instance is
+// "parked": left pending with its delivery counter unchanged and made
+// claimable again a second later, so it waits in Redis without holding a
+// slot and without using up its deliveries.
 //
 // Lease: entries in flight longer than a third of ClaimIdle are re-claimed
 // by this consumer (XCLAIM JUSTID), which resets their idle time, so another

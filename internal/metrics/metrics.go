@@ -50,7 +50,7 @@ func New() *Metrics {
 	m.ConsumerLag = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "gateway_consumer_lag", Help: "Entries not yet delivered to the group (XINFO GROUPS lag)."}, []string{"stream"})
 	m.Pending = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "gateway_pending_messages", Help: "Entries delivered but not acknowledged (group PEL)."}, []string{"stream"})
 	m.Inflight = prometheus.NewGauge(prometheus.GaugeOpts{Name: "gateway_inflight", Help: "Messages being processed by this replica."})
-	m.Parked = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "gateway_parked_total", Help: "Messages left pending to wait in Redis (busy, no_instance, transient)."}, []string{"service", "reason"})
+	m.Parked = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "gateway_parked_total", Help: "Messages left pending to wait in Redis (reason no_instance or transient)."}, []string{"service", "reason"})
 	m.DroppedHeaders = prometheus.NewCounter(prometheus.CounterOpts{Name: "gateway_dropped_headers_total", Help: "Attributes not forwarded because they are not valid HTTP headers."})
 	m.Dropped = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "gateway_messages_dropped_total", Help: "Unmatched messages dropped by default action drop."}, []string{"stream"})
 	m.Replies = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "gateway_replies_total", Help: "Request-reply responses written, by result."}, []string{"result"})
