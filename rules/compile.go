@@ -256,6 +256,9 @@ func (c *compiler) build(sources []Source) *Set {
 	}
 	slices.Sort(s.services)
 	s.shape = bodyShape(s.routes)
+	if s.shape != nil {
+		s.shapeNodes = s.shape.number()
+	}
 	for abs := range c.schemas {
 		s.schemas = append(s.schemas, abs)
 	}

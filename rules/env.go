@@ -79,6 +79,8 @@ type evalState struct {
 	state bodyState
 	lists [][]int32 // candidate lists being merged
 	pos   []int     // read position in each list
+	// maps are the decoder's reusable objects, one per shape node.
+	maps []map[string]any
 }
 
 func newEvalState() *evalState {
@@ -88,6 +90,9 @@ func newEvalState() *evalState {
 // reset prepares the state for message m, filling only the variables the
 // set's expressions use.
 func (st *evalState) reset(m *Message, uses varSet, sh *shape) {
+	if sh == nil {
+		st.maps = st.maps[:0]
+	}
 	st.msg = m
 	st.shape = sh
 	st.body = nil
@@ -119,12 +124,23 @@ func (st *evalState) release() {
 	st.body = nil
 	clear(st.env)
 	clear(st.lists)
+	for _, m := range st.maps {
+		clear(m) // do not keep payload strings alive
+	}
+}
+
+// reuseMaps sizes the reusable decoder maps for a shape of n nodes.
+func (st *evalState) reuseMaps(n int) {
+	if cap(st.maps) < n {
+		st.maps = make([]map[string]any, n)
+	}
+	st.maps = st.maps[:n]
 }
 
 // decodeBody decodes the payload once; later calls return the cached result.
 func (st *evalState) decodeBody() (any, bodyState) {
 	if st.state == bodyPending {
-		st.body, st.state = decodeJSONShape(st.msg.Payload, st.shape)
+		st.body, st.state = decodeJSONShapeInto(st.msg.Payload, st.shape, st.maps)
 		st.env[varBody] = st.body
 	}
 	return st.body, st.state

@@ -31,7 +31,16 @@ func decodeJSON(payload string) (any, bodyState) {
 // (nil: all of it). The rest is skipped without allocating, but validated
 // exactly as if decoded, so a payload is JSON or not regardless of sh.
 func decodeJSONShape(payload string, sh *shape) (any, bodyState) {
-	d := jsonDecoder{s: payload}
+	return decodeJSONShapeInto(payload, sh, nil)
+}
+
+// decodeJSONShapeInto is decodeJSONShape reusing maps: maps[n.id] (when
+// maps is long enough) is cleared and refilled for the object found at
+// shape node n instead of a new map. Each node matches at most one live
+// object (a repeated key replaces the earlier value, as it does anyway), so
+// the result is the same; the caller must not keep a previous result.
+func decodeJSONShapeInto(payload string, sh *shape, maps []map[string]any) (any, bodyState) {
+	d := jsonDecoder{s: payload, maps: maps}
 	d.skipSpace()
 	v, err := d.value(0, sh)
 	if err != nil {
@@ -45,8 +54,9 @@ func decodeJSONShape(payload string, sh *shape) (any, bodyState) {
 }
 
 type jsonDecoder struct {
-	s string
-	i int
+	s    string
+	i    int
+	maps []map[string]any // reusable maps by shape node id; nil: allocate
 }
 
 func (d *jsonDecoder) skipSpace() {
@@ -95,7 +105,17 @@ func (d *jsonDecoder) object(depth int, sh *shape) (any, error) {
 	d.i++ // {
 	// A hint of 8 allocates the map's first group up front instead of
 	// growing into it on the first insert; payload objects are small.
-	m := make(map[string]any, 8)
+	var m map[string]any
+	if sh != nil && sh.id < len(d.maps) {
+		if m = d.maps[sh.id]; m == nil {
+			m = make(map[string]any, 8)
+			d.maps[sh.id] = m
+		} else {
+			clear(m)
+		}
+	} else {
+		m = make(map[string]any, 8)
+	}
 	d.skipSpace()
 	if d.i < len(d.s) && d.s[d.i] == '}' {
 		d.i++
@@ -117,7 +137,7 @@ func (d *jsonDecoder) object(depth int, sh *shape) (any, error) {
 		d.skipSpace()
 		child, keep := (*shape)(nil), true
 		if sh != nil {
-			child, keep = sh.keys[k]
+			child, keep = sh.lookup(k)
 		}
 		if !keep {
 			if err := d.skip(depth); err != nil {

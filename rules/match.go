@@ -23,6 +23,9 @@ func (s *Set) match(m *Message, dst []Match, count bool) []Match {
 	st := s.getState()
 	defer s.putState(st)
 	st.reset(m, s.uses, s.shape)
+	if s.shape != nil {
+		st.reuseMaps(s.shapeNodes)
+	}
 	s.idx.start(st)
 
 	matched := false

@@ -110,6 +110,8 @@ type Set struct {
 	services []string
 	uses     varSet // variables any expression reads
 	shape    *shape // the part of the body expressions observe; nil: all
+	// shapeNodes is the number of nodes of shape (ids 0..shapeNodes-1).
+	shapeNodes int
 	idx      index
 	states   sync.Pool // *evalState
 }

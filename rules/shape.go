@@ -12,6 +12,52 @@ import "github.com/expr-lang/expr/ast"
 // expression may react to its type.
 type shape struct {
 	keys map[string]*shape
+	// id numbers the node within its tree (see number), so a pooled
+	// evalState can keep one reusable map per node.
+	id int
+	// names and kids are keys as parallel slices, filled by number: a
+	// linear scan of a few names beats hashing every payload key.
+	names []string
+	kids  []*shape
+}
+
+// lookup is keys[k] (with a numbered shape, a scan of names).
+func (s *shape) lookup(k string) (*shape, bool) {
+	if s.names == nil {
+		child, ok := s.keys[k]
+		return child, ok
+	}
+	for i, n := range s.names {
+		if n == k {
+			return s.kids[i], true
+		}
+	}
+	return nil, false
+}
+
+// number gives every node of the tree rooted at s a distinct id from 0 and
+// returns how many there are.
+func (s *shape) number() int {
+	n := 0
+	var walk func(*shape)
+	walk = func(sh *shape) {
+		sh.id = n
+		n++
+		if len(sh.keys) > 0 && len(sh.keys) <= 8 {
+			sh.names, sh.kids = nil, nil
+			for k, child := range sh.keys {
+				sh.names = append(sh.names, k)
+				sh.kids = append(sh.kids, child)
+			}
+		}
+		for _, child := range sh.keys {
+			if child != nil {
+				walk(child)
+			}
+		}
+	}
+	walk(s)
+	return n
 }
 
 // add marks path as observed in full. An empty path makes the whole body
