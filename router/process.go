@@ -146,7 +146,8 @@ func (r *Router) deliver(ctx context.Context, j *job, m *rules.Match) (outcome, 
 		if !r.svc.acquire(ctx, svc) {
 			return transient, time.Second // shutdown deadline passed while waiting
 		}
-		ep, err := r.deps.Picker.Pick(svc, route.Tags, avoid)
+		start := time.Now()
+		ep, err := r.deps.Picker.PickAt(svc, route.Tags, avoid, start)
 		if err != nil {
 			r.svc.release(svc)
 			if i > 0 {
@@ -157,7 +158,7 @@ func (r *Router) deliver(ctx context.Context, j *job, m *rules.Match) (outcome, 
 			return unavailable, time.Second
 		}
 		attempt := int(e.Deliveries-1)*attempts + i + 1
-		last = r.attempt(&j.req, ep, msg, m, attempt)
+		last = r.attempt(&j.req, ep, msg, m, attempt, start)
 		r.svc.release(svc)
 		switch last.class {
 		case delivered:
@@ -200,13 +201,12 @@ func (a attemptResult) errText() string {
 // 2xx delivered; 408, 429, 5xx and transport errors transient; other
 // answers permanent. req is scratch space for the request (it escapes to
 // the Sender, so a fresh one would cost an allocation per attempt).
-func (r *Router) attempt(req *dispatch.Request, ep *balancer.Endpoint, msg *rules.Message, m *rules.Match, n int) attemptResult {
+func (r *Router) attempt(req *dispatch.Request, ep *balancer.Endpoint, msg *rules.Message, m *rules.Match, n int, start time.Time) attemptResult {
 	route := m.Route
 	*req = dispatch.Request{
 		Addr: ep.Addr(), Method: route.Method, Path: m.Path, Route: route.Name, Msg: msg,
 		Attempt: n, Timeout: route.Timeout, KeepBody: msg.ReplyTo != "",
 	}
-	start := time.Now()
 	res, err := r.deps.Sender.Do(req)
 	elapsed := time.Since(start)
 	if res.Dropped > 0 {

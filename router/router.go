@@ -102,7 +102,9 @@ type Publisher interface {
 
 // Picker chooses instances and learns from outcomes.
 type Picker interface {
-	Pick(service string, tags []string, avoid *balancer.Endpoint) (*balancer.Endpoint, error)
+	// PickAt picks at now, the start of the attempt (one clock read serves
+	// both the balancer and the attempt's timing).
+	PickAt(service string, tags []string, avoid *balancer.Endpoint, now time.Time) (*balancer.Endpoint, error)
 	Done(e *balancer.Endpoint, o balancer.Outcome, elapsed time.Duration)
 	AllowRetry(service string) bool
 }

@@ -74,12 +74,7 @@ func TestEndToEndRoutesByContent(t *testing.T) {
 			t.Errorf("correlation id = %q, want corr-2", r.Header.Get("X-Correlation-Id"))
 		}
 	}
-	h.waitFor("all acked", 5*time.Second, func() error {
-		if n := h.pending("orders"); n != 0 {
-			return fmt.Errorf("pending = %d", n)
-		}
-		return nil
-	})
+	h.waitAcked(5*time.Second, "orders")
 	if d := h.dlq(); len(d) != 0 {
 		t.Errorf("dlq has %d entries, want 0", len(d))
 	}
@@ -149,12 +144,7 @@ func TestEndToEndDeadLetters(t *testing.T) {
 		}
 		return fmt.Errorf("not delivered")
 	})
-	h.waitFor("all acked", 5*time.Second, func() error {
-		if n := h.pending("orders"); n != 0 {
-			return fmt.Errorf("pending = %d", n)
-		}
-		return nil
-	})
+	h.waitAcked(5*time.Second, "orders")
 }
 
 func TestEndToEndTransientStaysPendingThenDLQ(t *testing.T) {

@@ -200,6 +200,19 @@ func (h *harness) pending(stream string) int64 {
 	return p.Count
 }
 
+// waitAcked waits until nothing is pending in the group on streams.
+func (h *harness) waitAcked(timeout time.Duration, streams ...string) {
+	h.t.Helper()
+	h.waitFor("all acked", timeout, func() error {
+		for _, s := range streams {
+			if n := h.pending(s); n != 0 {
+				return fmt.Errorf("%s: pending = %d", s, n)
+			}
+		}
+		return nil
+	})
+}
+
 func (h *harness) dlq() []redis.XMessage {
 	msgs, _ := h.rdb.XRange(context.Background(), "gateway:dlq", "-", "+").Result()
 	return msgs

@@ -208,12 +208,7 @@ func TestProcessKill9ThenRestartLosesNothing(t *testing.T) {
 		}
 		return nil
 	})
-	h.waitFor("all acked", 10*time.Second, func() error {
-		if p := h.pending("orders"); p != 0 {
-			return fmt.Errorf("pending %d", p)
-		}
-		return nil
-	})
+	h.waitAcked(10*time.Second, "orders")
 	_, dups := b.unique()
 	t.Logf("kill -9 at %d/%d delivered: %d duplicates after restart (bound: max_inflight %d + ack batch)", before, n, dups, maxInflight)
 	if dups > maxInflight+512 {

@@ -95,12 +95,7 @@ routes:
 		}
 		return nil
 	})
-	h.waitFor("all acked", 10*time.Second, func() error {
-		if p := h.pending("orders"); p != 0 {
-			return fmt.Errorf("pending %d", p)
-		}
-		return nil
-	})
+	h.waitAcked(10*time.Second, "orders")
 	_, dups := b.unique()
 	m := h.get("/metrics")
 	t.Logf("%d reloads under load: sent %d, delivered %d, duplicates %d, dlq %d", reloads, total, total, dups, len(h.dlq()))
