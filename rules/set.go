@@ -112,8 +112,8 @@ type Set struct {
 	shape    *shape // the part of the body expressions observe; nil: all
 	// shapeNodes is the number of nodes of shape (ids 0..shapeNodes-1).
 	shapeNodes int
-	idx      index
-	states   sync.Pool // *evalState
+	idx        index
+	states     sync.Pool // *evalState
 }
 
 // Version is the hex SHA-256 of the sources (each file's name and contents,
