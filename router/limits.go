@@ -49,8 +49,14 @@ func (l *serviceLimits) sem(svc string) *serviceSem {
 // nothing, when ctx ends first.
 func (l *serviceLimits) admit(ctx context.Context, svcs []string) bool {
 	for i, svc := range svcs {
+		q := l.sem(svc).queue
 		select {
-		case l.sem(svc).queue <- struct{}{}:
+		case q <- struct{}{}: // room: take it even if ctx is done, so a stop
+			continue // does not strand entries already read
+		default:
+		}
+		select {
+		case q <- struct{}{}:
 		case <-ctx.Done():
 			l.leave(svcs[:i])
 			return false

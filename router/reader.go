@@ -21,7 +21,11 @@ func (r *Router) readLoop(ctx, workCtx context.Context, stream string) {
 		if n == 0 {
 			return
 		}
-		entries, err := r.deps.Source.Read(ctx, stream, cursor, n, r.cfg.Block)
+		// The read runs under workCtx, not ctx: a read cancelled on the
+		// client side may already have moved entries into this consumer's
+		// pending list, and they would sit there unprocessed after a
+		// graceful stop. Shutdown waits at most Block for it instead.
+		entries, err := r.deps.Source.Read(workCtx, stream, cursor, n, r.cfg.Block)
 		if err != nil {
 			r.release(n)
 			if ctx.Err() != nil {
@@ -64,7 +68,9 @@ func (r *Router) claimLoop(ctx, workCtx context.Context, stream string) {
 			if n == 0 {
 				return
 			}
-			entries, next, err := r.deps.Source.Claim(ctx, stream, cursor, r.cfg.ClaimIdle, n)
+			// workCtx for the same reason as the read: a claim cut short
+			// may already have taken the entries over.
+			entries, next, err := r.deps.Source.Claim(workCtx, stream, cursor, r.cfg.ClaimIdle, n)
 			if err != nil {
 				r.release(n)
 				if ctx.Err() == nil {
