@@ -200,6 +200,19 @@ func (h *harness) pending(stream string) int64 {
 	return p.Count
 }
 
+// waitDistinct waits until b has received at least n distinct messages
+// (exactly n when exact is set).
+func (h *harness) waitDistinct(what string, timeout time.Duration, b *backend, n int, exact bool) {
+	h.t.Helper()
+	h.waitFor(what, timeout, func() error {
+		d, _ := b.unique()
+		if d < n || (exact && d != n) {
+			return fmt.Errorf("delivered %d, want %d", d, n)
+		}
+		return nil
+	})
+}
+
 // waitAcked waits until nothing is pending in the group on streams.
 func (h *harness) waitAcked(timeout time.Duration, streams ...string) {
 	h.t.Helper()

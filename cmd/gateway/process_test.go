@@ -189,12 +189,7 @@ func TestProcessKill9ThenRestartLosesNothing(t *testing.T) {
 	extra := fmt.Sprintf("  max_inflight: %d", maxInflight)
 	gw := h.spawn("gw-a", []string{"orders"}, extra)
 	h.publishN("orders", n, "order.created")
-	h.waitFor("some delivered", 10*time.Second, func() error {
-		if d, _ := b.unique(); d < n/4 {
-			return fmt.Errorf("delivered %d", d)
-		}
-		return nil
-	})
+	h.waitDistinct("some delivered", 10*time.Second, b, n/4, false)
 	_ = gw.cmd.Process.Kill()
 	gw.wait(t, 5*time.Second)
 	before, _ := b.unique()
@@ -202,12 +197,7 @@ func TestProcessKill9ThenRestartLosesNothing(t *testing.T) {
 		t.Fatalf("all %d delivered before the kill; test proves nothing", n)
 	}
 	h.spawn("gw-a", []string{"orders"}, extra) // same consumer name: re-reads its own backlog
-	h.waitFor("all delivered after restart", 60*time.Second, func() error {
-		if d, _ := b.unique(); d != n {
-			return fmt.Errorf("delivered %d of %d", d, n)
-		}
-		return nil
-	})
+	h.waitDistinct("all delivered after restart", 60*time.Second, b, n, true)
 	h.waitAcked(10*time.Second, "orders")
 	_, dups := b.unique()
 	t.Logf("kill -9 at %d/%d delivered: %d duplicates after restart (bound: max_inflight %d + ack batch)", before, n, dups, maxInflight)
@@ -228,21 +218,11 @@ func TestProcessSurvivorClaimsDeadReplicasEntries(t *testing.T) {
 	a := h.spawn("gw-a", []string{"orders"}, "")
 	h.spawn("gw-b", []string{"orders"}, "")
 	h.publishN("orders", n, "order.created")
-	h.waitFor("both replicas working", 10*time.Second, func() error {
-		if d, _ := b.unique(); d < n/5 {
-			return fmt.Errorf("delivered %d", d)
-		}
-		return nil
-	})
+	h.waitDistinct("both replicas working", 10*time.Second, b, n/5, false)
 	_ = a.cmd.Process.Kill()
 	a.wait(t, 5*time.Second)
 	ctx := context.Background()
-	h.waitFor("all delivered by the survivor", 30*time.Second, func() error {
-		if d, _ := b.unique(); d != n {
-			return fmt.Errorf("delivered %d of %d", d, n)
-		}
-		return nil
-	})
+	h.waitDistinct("all delivered by the survivor", 30*time.Second, b, n, true)
 	h.waitFor("dead replica has nothing pending", 10*time.Second, func() error {
 		p, err := h.rdb.XPendingExt(ctx, &redis.XPendingExtArgs{Stream: "orders", Group: "gateway",
 			Start: "-", End: "+", Count: 10, Consumer: "gw-a"}).Result()

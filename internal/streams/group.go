@@ -37,9 +37,6 @@ func NewGroup(rdb redis.UniversalClient, group, name string) *Group {
 	return &Group{rdb: rdb, group: group, name: name}
 }
 
-// Client returns the underlying Redis client.
-func (g *Group) Client() redis.UniversalClient { return g.rdb }
-
 // EnsureGroup creates the group on stream (and the stream, MKSTREAM) from
 // the beginning of the stream, so entries published before the gateway's
 // first start are routed too. An existing group is left as it is.
@@ -170,14 +167,6 @@ func (g *Group) Renew(ctx context.Context, stream string, ids []string) error {
 	}).Err()
 	if err != nil && !errors.Is(err, redis.Nil) {
 		return fmt.Errorf("xclaim renew %s: %w", stream, err)
-	}
-	return nil
-}
-
-// Ack acknowledges ids of stream in one XACK.
-func (g *Group) Ack(ctx context.Context, stream string, ids ...string) error {
-	if err := g.rdb.XAck(ctx, stream, g.group, ids...).Err(); err != nil {
-		return fmt.Errorf("xack %s: %w", stream, err)
 	}
 	return nil
 }
