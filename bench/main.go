@@ -59,10 +59,14 @@ type envList []string
 
 func (e *envList) String() string { return strings.Join(*e, " ") }
 
+// goRuntimeEnv are the Go runtime's variables -gateway-env also passes,
+// for A/B runs of runtime settings.
+var goRuntimeEnv = map[string]bool{"GOGC": true, "GOMEMLIMIT": true, "GOMAXPROCS": true, "GODEBUG": true}
+
 func (e *envList) Set(v string) error {
 	k, _, ok := strings.Cut(v, "=")
-	if !ok || !strings.HasPrefix(k, "GATEWAY_") {
-		return fmt.Errorf("want GATEWAY_<SECTION>_<KEY>=VALUE, got %q", v)
+	if !ok || !(strings.HasPrefix(k, "GATEWAY_") || goRuntimeEnv[k]) {
+		return fmt.Errorf("want GATEWAY_<SECTION>_<KEY>=VALUE or a Go runtime variable (GOGC, GOMEMLIMIT, GOMAXPROCS, GODEBUG), got %q", v)
 	}
 	*e = append(*e, v)
 	return nil
@@ -97,7 +101,7 @@ func main() {
 	flag.IntVar(&o.inflight, "inflight", 512, "consumer.max_inflight for gateway and floor")
 	flag.DurationVar(&o.timeout, "timeout", 2*time.Minute, "deadline of each run")
 	flag.DurationVar(&o.tick, "tick", 500*time.Microsecond, "open-loop producer wakes at most once per tick (0: per message)")
-	flag.Var(&o.gatewayEnv, "gateway-env", "extra gateway setting as GATEWAY_<SECTION>_<KEY>=VALUE (repeatable)")
+	flag.Var(&o.gatewayEnv, "gateway-env", "extra gateway setting as GATEWAY_<SECTION>_<KEY>=VALUE, or GOGC/GOMEMLIMIT/GOMAXPROCS/GODEBUG (repeatable)")
 	flag.BoolVar(&o.perf, "perf", false, "profile the consumer with Linux perf during each run (reports in -out)")
 	flag.Float64Var(&o.waitIdle, "wait-idle", 0, "before each run wait (at most 1 min) until the CPUs were this idle over 1 s, e.g. 0.9")
 	flag.IntVar(&o.repeat, "repeat", 1, "run each scenario this many times, floor and gateway interleaved; reports give medians")

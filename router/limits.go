@@ -14,9 +14,9 @@ import (
 type serviceLimits struct {
 	limit     int
 	overrides map[string]int
-	// sems maps a service to its *serviceSem. Every message looks its
-	// services up four times (admit, acquire, release, leave), so the
-	// lookup must not take a lock shared by all workers.
+	// sems maps a service to its *serviceSem. A message looks its
+	// services up once (prepare) and keeps the pointers; the lookup must
+	// not take a lock shared by all workers.
 	sems sync.Map
 }
 
@@ -44,12 +44,12 @@ func (l *serviceLimits) sem(svc string) *serviceSem {
 	return s.(*serviceSem)
 }
 
-// admit takes one queue token of each service in svcs (sorted, so two
-// readers never wait on each other in a cycle). It returns false, holding
-// nothing, when ctx ends first.
-func (l *serviceLimits) admit(ctx context.Context, svcs []string) bool {
-	for i, svc := range svcs {
-		q := l.sem(svc).queue
+// admit takes one queue token of each service in sems (sorted by service
+// name, so two readers never wait on each other in a cycle). It returns
+// false, holding nothing, when ctx ends first.
+func (l *serviceLimits) admit(ctx context.Context, sems []*serviceSem) bool {
+	for i, s := range sems {
+		q := s.queue
 		select {
 		case q <- struct{}{}: // room: take it even if ctx is done, so a stop
 			continue // does not strand entries already read
@@ -58,7 +58,7 @@ func (l *serviceLimits) admit(ctx context.Context, svcs []string) bool {
 		select {
 		case q <- struct{}{}:
 		case <-ctx.Done():
-			l.leave(svcs[:i])
+			l.leave(sems[:i])
 			return false
 		}
 	}
@@ -66,22 +66,22 @@ func (l *serviceLimits) admit(ctx context.Context, svcs []string) bool {
 }
 
 // leave returns the queue tokens taken by admit.
-func (l *serviceLimits) leave(svcs []string) {
-	for _, svc := range svcs {
-		<-l.sem(svc).queue
+func (l *serviceLimits) leave(sems []*serviceSem) {
+	for _, s := range sems {
+		<-s.queue
 	}
 }
 
-// acquire takes a concurrency slot of svc, waiting for one. It returns
+// acquire takes a concurrency slot of s, waiting for one. It returns
 // false when ctx ends first.
-func (l *serviceLimits) acquire(ctx context.Context, svc string) bool {
+func (l *serviceLimits) acquire(ctx context.Context, s *serviceSem) bool {
 	select {
-	case l.sem(svc).slots <- struct{}{}:
+	case s.slots <- struct{}{}:
 		return true
 	case <-ctx.Done():
 		return false
 	}
 }
 
-// release frees a concurrency slot of svc.
-func (l *serviceLimits) release(svc string) { <-l.sem(svc).slots }
+// release frees a concurrency slot of s.
+func (l *serviceLimits) release(s *serviceSem) { <-s.slots }

@@ -48,12 +48,14 @@ type job struct {
 	msg      *rules.Message
 	set      *rules.Set
 	matches  []rules.Match
-	services []string // distinct services of deliverable matches, sorted
+	services []string      // distinct services of deliverable matches, sorted
+	sems     []*serviceSem // services[i]'s limits
 	tooBig   bool
 	// Inline backing for matches and services: almost every message takes
 	// one route to one service, which then costs no allocation of its own.
 	matchBuf [1]rules.Match
 	svcBuf   [1]string
+	semBuf   [1]*serviceSem
 	req      dispatch.Request // the HTTP attempt being made, reused
 }
 
@@ -77,7 +79,16 @@ func (r *Router) prepare(e *streams.Entry) *job {
 		}
 	}
 	slices.Sort(j.services)
+	j.sems = j.semBuf[:0]
+	for _, svc := range j.services {
+		j.sems = append(j.sems, r.svc.sem(svc))
+	}
 	return j
+}
+
+// sem returns the limits of svc, one of j's services.
+func (j *job) sem(svc string) *serviceSem {
+	return j.sems[slices.Index(j.services, svc)]
 }
 
 // process decides what happens to a job's entry. It never returns before
@@ -99,7 +110,7 @@ func (r *Router) process(ctx context.Context, j *job) verdict {
 		}
 		return r.deadLetterOnly(ctx, e, dlqInfo{reason: reasonNoRoute, err: "no route matched"})
 	}
-	defer r.svc.leave(j.services)
+	defer r.svc.leave(j.sems)
 	v := verdict{ack: true}
 	for i := range j.matches {
 		m := &j.matches[i]
@@ -133,6 +144,7 @@ func (r *Router) deliver(ctx context.Context, j *job, m *rules.Match) (outcome, 
 	e, msg := &j.e, j.msg
 	route := m.Route
 	svc := route.Service
+	sem := j.sem(svc)
 	attempts := 1 + route.Retries
 	var avoid *balancer.Endpoint
 	var last attemptResult
@@ -143,13 +155,13 @@ func (r *Router) deliver(ctx context.Context, j *job, m *rules.Match) (outcome, 
 			}
 			r.deps.Metrics.Retries.WithLabelValues(svc).Inc()
 		}
-		if !r.svc.acquire(ctx, svc) {
+		if !r.svc.acquire(ctx, sem) {
 			return transient, time.Second // shutdown deadline passed while waiting
 		}
 		start := time.Now()
 		ep, err := r.deps.Picker.PickAt(svc, route.Tags, avoid, start)
 		if err != nil {
-			r.svc.release(svc)
+			r.svc.release(sem)
 			if i > 0 {
 				break // instances vanished mid-retry: settle on the last answer
 			}
@@ -159,7 +171,7 @@ func (r *Router) deliver(ctx context.Context, j *job, m *rules.Match) (outcome, 
 		}
 		attempt := int(e.Deliveries-1)*attempts + i + 1
 		last = r.attempt(&j.req, ep, msg, m, attempt, start)
-		r.svc.release(svc)
+		r.svc.release(sem)
 		switch last.class {
 		case delivered:
 			if msg.ReplyTo != "" && !r.reply(ctx, msg, route.Name, last.res) {

@@ -118,7 +118,7 @@ func (r *Router) start(ctx, workCtx context.Context, entries []streams.Entry) {
 	defer func() { r.mc.consumed(entries[0].Stream).Add(float64(handed)) }()
 	for i := range entries {
 		j := r.prepare(&entries[i])
-		if !r.svc.admit(ctx, j.services) {
+		if !r.svc.admit(ctx, j.sems) {
 			r.release(len(entries) - i)
 			return
 		}

@@ -5,6 +5,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/msgroute/gateway/internal/streams"
 )
@@ -70,5 +71,61 @@ func TestPipelineSettlesEveryEntry(t *testing.T) {
 	}
 	if n := len(r.svc.sem("svc").queue); n != 0 {
 		t.Errorf("%d admission tokens of svc still held", n)
+	}
+}
+
+// TestWorkerPoolReusesTheMostRecentlyIdleWorker: after a burst of
+// concurrent jobs, a trickle keeps reusing the worker on top of the idle
+// stack instead of cycling through all of them, and starts no new one.
+func TestWorkerPoolReusesTheMostRecentlyIdleWorker(t *testing.T) {
+	done := make(chan struct{}, 1)
+	release := make(chan struct{})
+	p := newWorkerPool(func(_ context.Context, j *job) {
+		if j.tooBig { // the burst's jobs wait until all have started
+			<-release
+		}
+		done <- struct{}{}
+	})
+	// idleTop waits until n workers are idle and returns the top one.
+	idleTop := func(n int) *worker {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			p.mu.Lock()
+			got := len(p.idle)
+			var top *worker
+			if got > 0 {
+				top = p.idle[got-1]
+			}
+			p.mu.Unlock()
+			if got == n {
+				return top
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%d idle workers, want %d", got, n)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	ctx := context.Background()
+	const burst = 8
+	for range burst {
+		p.hand(ctx, &job{tooBig: true})
+	}
+	close(release)
+	for range burst {
+		<-done
+	}
+	top := idleTop(burst)
+	for i := range 100 {
+		p.hand(ctx, &job{})
+		<-done
+		if cur := idleTop(burst); cur != top {
+			t.Fatalf("job %d of the trickle left another worker on top", i)
+		}
+	}
+	p.close()
+	if n := len(p.idle); n != 0 {
+		t.Errorf("%d idle workers after close", n)
 	}
 }

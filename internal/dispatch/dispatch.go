@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -54,9 +56,20 @@ var ErrBadPath = errors.New("path does not address the instance")
 
 // Dispatcher sends requests. Safe for concurrent use.
 type Dispatcher struct {
-	cfg    Config
-	client *fasthttp.Client
+	cfg Config
+	// hosts maps an instance address to its *fasthttp.HostClient (its
+	// connection pool). fasthttp.Client would find the pool from the
+	// request's URI under a lock shared by every request; the router
+	// already knows the address.
+	hosts sync.Map
+	// sweepMu serializes sweeps; lastSweep is when the last one ran.
+	sweepMu   sync.Mutex
+	lastSweep atomic.Int64
 }
+
+// sweepEvery is how often pools of instances that hold no connection are
+// forgotten, so a churning fleet does not grow the map for ever.
+const sweepEvery = time.Minute
 
 // New returns a Dispatcher with cfg's defaults filled.
 func New(cfg Config) (*Dispatcher, error) {
@@ -72,16 +85,47 @@ func New(cfg Config) (*Dispatcher, error) {
 	if cfg.Timeout < 0 || cfg.MaxConnsPerHost < 0 || cfg.MaxResponseBytes < 0 {
 		return nil, fmt.Errorf("dispatch: negative setting in %+v", cfg)
 	}
-	return &Dispatcher{cfg: cfg, client: &fasthttp.Client{
+	d := &Dispatcher{cfg: cfg}
+	d.lastSweep.Store(time.Now().UnixNano())
+	return d, nil
+}
+
+// host returns addr's connection pool, creating it on first use.
+func (d *Dispatcher) host(addr string) *fasthttp.HostClient {
+	if hc, ok := d.hosts.Load(addr); ok {
+		return hc.(*fasthttp.HostClient)
+	}
+	d.sweep()
+	hc, _ := d.hosts.LoadOrStore(addr, &fasthttp.HostClient{
+		Addr:                          addr,
 		Name:                          "msgroute-gateway",
-		MaxConnsPerHost:               cfg.MaxConnsPerHost,
+		MaxConns:                      d.cfg.MaxConnsPerHost,
 		MaxIdleConnDuration:           30 * time.Second,
-		MaxResponseBodySize:           cfg.MaxResponseBytes,
+		MaxResponseBodySize:           d.cfg.MaxResponseBytes,
 		DisableHeaderNamesNormalizing: true,
-		NoDefaultUserAgentHeader:      false,
-		MaxConnWaitTimeout:            cfg.Timeout,
+		MaxConnWaitTimeout:            d.cfg.Timeout,
 		RetryIf:                       func(*fasthttp.Request) bool { return false },
-	}}, nil
+	})
+	return hc.(*fasthttp.HostClient)
+}
+
+// sweep forgets the pools that hold no connection (their instances are
+// gone or idle; idle connections close after 30 s). It runs on the slow
+// path of host, at most once per sweepEvery. A pool forgotten while in use
+// is simply created again.
+func (d *Dispatcher) sweep() {
+	now := time.Now().UnixNano()
+	if now-d.lastSweep.Load() < int64(sweepEvery) || !d.sweepMu.TryLock() {
+		return
+	}
+	defer d.sweepMu.Unlock()
+	d.lastSweep.Store(now)
+	d.hosts.Range(func(k, v any) bool {
+		if v.(*fasthttp.HostClient).ConnsCount() == 0 {
+			d.hosts.CompareAndDelete(k, v)
+		}
+		return true
+	})
 }
 
 // Do sends r and waits for the answer or the timeout. A non-nil error is a
@@ -100,7 +144,7 @@ func (d *Dispatcher) Do(r *Request) (Result, error) {
 	if timeout <= 0 {
 		timeout = d.cfg.Timeout
 	}
-	if err := d.client.DoTimeout(req, resp, timeout); err != nil {
+	if err := d.host(r.Addr).DoTimeout(req, resp, timeout); err != nil {
 		return Result{Dropped: dropped}, fmt.Errorf("%s %s: %w", r.Method, r.Addr, err)
 	}
 	res := Result{Status: resp.StatusCode(), Dropped: dropped}
@@ -141,13 +185,16 @@ func build(req *fasthttp.Request, r *Request) (int, error) {
 		corr, dropped = m.ID, dropped+1
 	}
 	h.SetContentType(ct)
-	h.Set("X-Message-Id", m.ID)
-	h.Set("X-Stream", m.Stream)
-	h.Set("X-Route", r.Route)
-	h.Set("X-Correlation-Id", corr)
+	// The request is fresh and these names are distinct and canonical:
+	// Add appends without searching the headers set so far.
+	h.Add("X-Message-Id", m.ID)
+	h.Add("X-Stream", m.Stream)
+	h.Add("X-Route", r.Route)
+	h.Add("X-Correlation-Id", corr)
 	b = append(append(append(append(append(b[:0], m.Stream...), '/'), m.ID...), '/'), r.Route...)
-	h.SetBytesV("Idempotency-Key", b)
-	h.Set("X-Delivery-Attempt", strconv.Itoa(r.Attempt))
+	h.AddBytesV("Idempotency-Key", b)
+	b = strconv.AppendInt(b[:0], int64(r.Attempt), 10)
+	h.AddBytesV("X-Delivery-Attempt", b)
 	name := scratch[:0] // the URI and key are copied by now: reuse the buffer
 	for k, v := range m.Headers {
 		if !validToken(k) || !validValue(v) {
