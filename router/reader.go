@@ -143,31 +143,10 @@ func (r *Router) finish(ctx context.Context, j *job) {
 // acquire blocks for one free slot, then takes up to max-1 more without
 // blocking. It returns how many it took (0 when ctx is done). Waiting for
 // several free slots, to keep reads large under backlog, was tried and
-// raised CPU per message in bench runs: a channel semaphore wakes the
-// waiting reader once per freed slot.
-func (r *Router) acquire(ctx context.Context, max int) int {
-	select {
-	case r.slots <- struct{}{}:
-	case <-ctx.Done():
-		return 0
-	}
-	n := 1
-	for n < max {
-		select {
-		case r.slots <- struct{}{}:
-			n++
-		default:
-			return n
-		}
-	}
-	return n
-}
+// raised CPU per message in bench runs.
+func (r *Router) acquire(ctx context.Context, max int) int { return r.slots.take(ctx, max) }
 
-func (r *Router) release(n int) {
-	for i := 0; i < n; i++ {
-		<-r.slots
-	}
-}
+func (r *Router) release(n int) { r.slots.give(n) }
 
 // renewLoop keeps the lease on entries in flight for long, until stop is
 // closed (after the drain): re-claiming them resets their idle time, so

@@ -132,7 +132,7 @@ type Router struct {
 	cfg     Config
 	deps    Deps
 	log     *slog.Logger
-	slots   chan struct{} // global in-flight tokens
+	slots   *slots // global in-flight places
 	svc     *serviceLimits
 	acks    *acker
 	live    *leases
@@ -153,7 +153,7 @@ func New(cfg Config, deps Deps) (*Router, error) {
 	}
 	r := &Router{
 		cfg: cfg, deps: deps, log: cfg.Logger,
-		slots: make(chan struct{}, cfg.MaxInflight),
+		slots: newSlots(cfg.MaxInflight),
 		svc:   newServiceLimits(cfg.ServiceConcurrency, cfg.ServiceLimits),
 		live:  newLeases(),
 	}

@@ -66,7 +66,7 @@ func TestPipelineSettlesEveryEntry(t *testing.T) {
 	if got := st.acked.Load(); got != total {
 		t.Errorf("acked %d entries, want %d", got, total)
 	}
-	if n := len(r.slots); n != 0 {
+	if n := r.slots.inUse(); n != 0 {
 		t.Errorf("%d in-flight slots still held", n)
 	}
 	if n := len(r.svc.sem("svc").queue); n != 0 {

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/debug"
 )
 
 const usage = `usage: gateway <command> [flags]
@@ -32,7 +33,21 @@ type exitError struct{ code int }
 func (e exitError) Error() string { return fmt.Sprintf("exit %d", e.code) }
 
 func main() {
+	tuneGC()
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// defaultGOGC is the gateway's garbage-collection target when GOGC is not
+// set. The live heap is small (a few MiB: in-flight messages and caches)
+// while every message allocates a little, so Go's default of 100 collects
+// several times a second; each cycle scans every worker's stack. 200 halves
+// that for ~5-10 MiB more RSS (bench: peak RSS stays far under 100 MiB).
+const defaultGOGC = 200
+
+func tuneGC() {
+	if _, set := os.LookupEnv("GOGC"); !set {
+		debug.SetGCPercent(defaultGOGC)
+	}
 }
 
 func run(args []string, stdout, stderr io.Writer) int {

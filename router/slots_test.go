@@ -1,0 +1,95 @@
+package router
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+)
+
+func TestSlotsTakeGive(t *testing.T) {
+	s := newSlots(10)
+	ctx := context.Background()
+	if n := s.take(ctx, 4); n != 4 {
+		t.Fatalf("take(4) of 10 free = %d", n)
+	}
+	if n := s.take(ctx, 100); n != 6 {
+		t.Fatalf("take(100) of 6 free = %d", n)
+	}
+	if n := s.inUse(); n != 10 {
+		t.Fatalf("inUse = %d, want 10", n)
+	}
+	// Nothing free: take waits for a give.
+	got := make(chan int)
+	go func() { got <- s.take(ctx, 100) }()
+	select {
+	case n := <-got:
+		t.Fatalf("take returned %d with nothing free", n)
+	case <-time.After(50 * time.Millisecond):
+	}
+	s.give(3)
+	if n := <-got; n != 3 {
+		t.Fatalf("take after give(3) = %d, want 3", n)
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	if n := s.take(cctx, 1); n != 0 {
+		t.Fatalf("take on a done context with nothing free = %d, want 0", n)
+	}
+	s.give(10)
+	if n := s.inUse(); n != 0 {
+		t.Fatalf("inUse after giving all back = %d", n)
+	}
+}
+
+// TestSlotsEveryWaiterWakes: two waiters blocked on an empty semaphore
+// both get places when enough are given back at once.
+func TestSlotsEveryWaiterWakes(t *testing.T) {
+	s := newSlots(4)
+	ctx := context.Background()
+	s.take(ctx, 4)
+	var wg sync.WaitGroup
+	res := make(chan int, 2)
+	for range 2 {
+		wg.Add(1)
+		go func() { defer wg.Done(); res <- s.take(ctx, 2) }()
+	}
+	time.Sleep(20 * time.Millisecond) // both are waiting
+	s.give(4)
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(2 * time.Second):
+		t.Fatal("a waiter was not woken though places were free")
+	}
+	if a, b := <-res, <-res; a+b != 4 {
+		t.Fatalf("waiters took %d and %d, want 4 in all", a, b)
+	}
+}
+
+// TestSlotsConcurrentNeverOversubscribe: many takers and givers never hold
+// more than the capacity, and everything is given back.
+func TestSlotsConcurrentNeverOversubscribe(t *testing.T) {
+	const capacity = 16
+	s := newSlots(capacity)
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 2000 {
+				n := s.take(ctx, 5)
+				if h := s.inUse(); h > capacity {
+					t.Errorf("inUse %d > capacity %d", h, capacity)
+				}
+				s.give(n)
+			}
+		}()
+	}
+	wg.Wait()
+	if n := s.inUse(); n != 0 {
+		t.Fatalf("inUse after all gave back = %d", n)
+	}
+}
