@@ -35,6 +35,12 @@ func (s *benchSettler) Park(context.Context, string, string, int64, time.Duratio
 	return nil
 }
 func (s *benchSettler) Renew(context.Context, string, []string) error { return nil }
+func (s *benchSettler) SettledRoutes(context.Context, string, string) ([]string, error) {
+	return nil, nil
+}
+func (s *benchSettler) RememberSettled(context.Context, string, string, []string, time.Duration) error {
+	return nil
+}
 
 type benchPublisher struct{}
 

@@ -111,10 +111,18 @@ func (r *Router) process(ctx context.Context, j *job) verdict {
 		return r.deadLetterOnly(ctx, e, dlqInfo{reason: reasonNoRoute, err: "no route matched"})
 	}
 	defer r.svc.leave(j.sems)
+	fanOut := len(j.matches) > 1
+	var settled, nowFinal []string
+	if fanOut && e.Redelivered {
+		settled = r.settledRoutes(ctx, e)
+	}
 	v := verdict{ack: true}
 	for i := range j.matches {
 		m := &j.matches[i]
 		r.mc.routeMatches(m.Route.Name).Inc()
+		if slices.Contains(settled, m.Route.Name) {
+			continue // delivered or dead-lettered on an earlier delivery
+		}
 		var o outcome
 		var wait time.Duration
 		if m.Err != nil {
@@ -133,9 +141,44 @@ func (r *Router) process(ctx context.Context, j *job) verdict {
 		case unavailable:
 			v.ack = false
 			v.retryAfter = max(v.retryAfter, wait)
+		default:
+			if fanOut {
+				nowFinal = append(nowFinal, m.Route.Name)
+			}
 		}
 	}
+	if !v.ack && len(nowFinal) > 0 {
+		r.rememberSettled(ctx, e, nowFinal)
+	}
 	return v
+}
+
+// settledTTL bounds how long the routes already settled of an entry still
+// pending are remembered; an entry waiting longer than that (a service
+// without instances for a day) re-sends them once, which at-least-once
+// allows.
+const settledTTL = 24 * time.Hour
+
+// settledRoutes returns the routes of a fan-out entry settled on earlier
+// deliveries. If Redis cannot tell, none: they are sent again (the
+// receivers see the same Idempotency-Key).
+func (r *Router) settledRoutes(ctx context.Context, e *streams.Entry) []string {
+	routes, err := r.deps.Settler.SettledRoutes(ctx, e.Stream, e.ID)
+	if err != nil {
+		r.deps.Metrics.Errors.WithLabelValues("settled_read").Inc()
+		r.log.Warn("reading settled routes failed; they are sent again", "msg_id", e.ID, "stream", e.Stream, "err", err)
+	}
+	return routes
+}
+
+// rememberSettled records routes that reached a final outcome while the
+// entry stays pending for others, so a redelivery skips them. A failed
+// write only means they are sent again.
+func (r *Router) rememberSettled(ctx context.Context, e *streams.Entry, routes []string) {
+	if err := r.deps.Settler.RememberSettled(ctx, e.Stream, e.ID, routes, settledTTL); err != nil {
+		r.deps.Metrics.Errors.WithLabelValues("settled_write").Inc()
+		r.log.Warn("recording settled routes failed; they will be sent again", "msg_id", e.ID, "stream", e.Stream, "err", err)
+	}
 }
 
 // deliver sends msg over route m with the route's retries, each on another

@@ -93,6 +93,10 @@ type Settler interface {
 	AckMany(ctx context.Context, byStream map[string][]string) error
 	Park(ctx context.Context, stream, id string, deliveries int64, retryAfter, claimIdle time.Duration) error
 	Renew(ctx context.Context, stream string, ids []string) error
+	// SettledRoutes and RememberSettled keep, across deliveries of one
+	// entry, the routes that already have a final outcome (fan-out).
+	SettledRoutes(ctx context.Context, stream, id string) ([]string, error)
+	RememberSettled(ctx context.Context, stream, id string, routes []string, ttl time.Duration) error
 }
 
 // Publisher appends entries (dead letters, replies).

@@ -18,6 +18,11 @@ type Entry struct {
 	// Deliveries is Redis's delivery counter for this entry in the group,
 	// 1 on first delivery.
 	Deliveries int64
+	// Redelivered is set on entries that were pending before this read
+	// (claimed, or re-read from this consumer's backlog): they may have
+	// been worked on already. Deliveries alone cannot tell, because a
+	// wait for capacity or instances sets the counter back.
+	Redelivered bool
 }
 
 // ErrNoGroup means the stream or its consumer group does not exist (any
@@ -73,7 +78,9 @@ func (g *Group) Read(ctx context.Context, stream, id string, count int, block ti
 	for _, s := range res {
 		out = make([]Entry, 0, len(s.Messages))
 		for _, m := range s.Messages {
-			out = append(out, toEntry(stream, m, 1))
+			e := toEntry(stream, m, 1)
+			e.Redelivered = history
+			out = append(out, e)
 		}
 	}
 	if history && len(out) > 0 {
@@ -100,7 +107,9 @@ func (g *Group) Claim(ctx context.Context, stream, start string, minIdle time.Du
 	}
 	out := make([]Entry, 0, len(msgs))
 	for _, m := range msgs {
-		out = append(out, toEntry(stream, m, 0))
+		e := toEntry(stream, m, 0)
+		e.Redelivered = true
+		out = append(out, e)
 	}
 	if len(out) > 0 {
 		if err := g.fillDeliveries(ctx, stream, out); err != nil {
@@ -167,6 +176,45 @@ func (g *Group) Renew(ctx context.Context, stream string, ids []string) error {
 	}).Err()
 	if err != nil && !errors.Is(err, redis.Nil) {
 		return fmt.Errorf("xclaim renew %s: %w", stream, err)
+	}
+	return nil
+}
+
+// settledKey names the set of routes of entry id that reached a final
+// outcome on an earlier delivery (see RememberSettled).
+func (g *Group) settledKey(stream, id string) string {
+	return "gateway:settled:" + g.group + ":" + stream + ":" + id
+}
+
+// SettledRoutes returns the routes of entry id recorded by RememberSettled.
+func (g *Group) SettledRoutes(ctx context.Context, stream, id string) ([]string, error) {
+	routes, err := g.rdb.SMembers(ctx, g.settledKey(stream, id)).Result()
+	if err != nil {
+		return nil, fmt.Errorf("smembers settled %s %s: %w", stream, id, err)
+	}
+	return routes, nil
+}
+
+// RememberSettled records that routes of entry id reached a final outcome
+// (delivered or dead-lettered) while the entry itself stays pending for
+// its other routes, so its next delivery skips them. The record expires
+// after ttl (it is not needed once the entry is acked).
+func (g *Group) RememberSettled(ctx context.Context, stream, id string, routes []string, ttl time.Duration) error {
+	if len(routes) == 0 {
+		return nil
+	}
+	key := g.settledKey(stream, id)
+	members := make([]any, len(routes))
+	for i, r := range routes {
+		members[i] = r
+	}
+	_, err := g.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.SAdd(ctx, key, members...)
+		p.Expire(ctx, key, ttl)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("remember settled %s %s: %w", stream, id, err)
 	}
 	return nil
 }
