@@ -5,44 +5,45 @@ import (
 	"time"
 )
 
-// leases tracks entries in flight on this replica and since when, so the
-// renew loop can keep other replicas from claiming them.
+// leases tracks the jobs in flight on this replica and since when, so the
+// renew loop can keep other replicas from claiming their entries. Jobs are
+// keyed by pointer: hashing a pointer is cheaper than hashing the entry's
+// stream and ID on every add and remove.
 type leases struct {
-	mu    sync.Mutex
-	since map[leaseKey]time.Time
+	mu   sync.Mutex
+	jobs map[*job]struct{}
 }
 
-type leaseKey struct{ stream, id string }
+func newLeases() *leases { return &leases{jobs: make(map[*job]struct{})} }
 
-func newLeases() *leases { return &leases{since: make(map[leaseKey]time.Time)} }
-
-// add records that id of stream is in flight since now.
-func (l *leases) add(stream, id string, now time.Time) {
+// add records that j is in flight since now.
+func (l *leases) add(j *job, now time.Time) {
 	l.mu.Lock()
-	l.since[leaseKey{stream, id}] = now
+	j.since = now
+	l.jobs[j] = struct{}{}
 	l.mu.Unlock()
 }
 
-func (l *leases) remove(stream, id string) {
+func (l *leases) remove(j *job) {
 	l.mu.Lock()
-	delete(l.since, leaseKey{stream, id})
+	delete(l.jobs, j)
 	l.mu.Unlock()
 }
 
-// olderThan returns, per stream, the entries in flight since before t, and
-// restarts their clock (they are about to be renewed).
+// olderThan returns, per stream, the IDs of entries in flight since before
+// t, and restarts their clock (they are about to be renewed).
 func (l *leases) olderThan(t time.Time) map[string][]string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	var out map[string][]string
 	now := time.Now()
-	for k, since := range l.since {
-		if since.Before(t) {
+	for j := range l.jobs {
+		if j.since.Before(t) {
 			if out == nil {
 				out = make(map[string][]string)
 			}
-			out[k.stream] = append(out[k.stream], k.id)
-			l.since[k] = now
+			out[j.e.Stream] = append(out[j.e.Stream], j.e.ID)
+			j.since = now
 		}
 	}
 	return out

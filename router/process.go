@@ -57,6 +57,7 @@ type job struct {
 	svcBuf   [1]string
 	semBuf   [1]*serviceSem
 	req      dispatch.Request // the HTTP attempt being made, reused
+	since    time.Time        // lease start; guarded by leases.mu
 }
 
 // prepare decodes and matches e. It does no I/O.

@@ -123,7 +123,7 @@ func (r *Router) start(ctx, workCtx context.Context, entries []streams.Entry) {
 			return
 		}
 		r.deps.Metrics.Inflight.Inc()
-		r.live.add(j.e.Stream, j.e.ID, now)
+		r.live.add(j, now)
 		r.work.Add(1)
 		r.workers.hand(workCtx, j)
 		handed++
@@ -136,7 +136,7 @@ func (r *Router) finish(ctx context.Context, j *job) {
 	defer r.work.Done()
 	defer r.release(1)
 	defer r.deps.Metrics.Inflight.Dec()
-	defer r.live.remove(j.e.Stream, j.e.ID)
+	defer r.live.remove(j)
 	r.settle(ctx, &j.e, r.process(ctx, j))
 }
 
