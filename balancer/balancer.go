@@ -140,6 +140,7 @@ func (b *Balancer) Update(service string, instances []discovery.Instance) {
 			}
 			e = &Endpoint{svc: s, key: k}
 			e.est.Store(math.Float64bits(seed))
+			e.avg.Store(math.Float64bits(seed))
 			e.stamp.Store(now)
 			e.rampStart.Store(noRamp)
 			s.endpoints[k] = e

@@ -616,35 +616,53 @@ func TestDecayApproximation(t *testing.T) {
 	}
 }
 
-func TestCheaperMatchesCost(t *testing.T) {
-	b, clk := newTestBalancer(t, Config{SlowStart: 10 * time.Second}, 2)
-	b.Update("svc", instances(4)) // i2, i3 ramp
-	sub := b.lookup("svc").pool.Load().all
-	samples := []time.Duration{0, time.Millisecond, 3 * time.Millisecond, 40 * time.Millisecond}
-	for step := range 200 {
-		e := sub.eps[step%4]
-		if s := samples[(step/4)%4]; s > 0 {
-			b.inflightFor(e)
-			b.Done(e, Success, s)
-		}
-		if step%3 == 0 {
-			b.inflightFor(sub.eps[(step/3)%4]) // some stay in flight
-		}
-		clk.Advance(time.Duration(step%7) * 700 * time.Millisecond)
-		now := b.now()
-		for i := range 4 {
-			for j := range 4 {
-				if i == j {
-					continue
-				}
-				ci, cj := b.cost(sub, i, now), b.cost(sub, j, now)
-				if math.Abs(ci-cj) <= 1e-6*math.Max(ci, cj) {
-					continue // a tie within rounding may go either way
-				}
-				if got, want := b.cheaper(sub, j, i, now), cj < ci; got != want {
-					t.Fatalf("step %d: cheaper(%d, %d) = %v, costs %g vs %g", step, j, i, got, cj, ci)
+func TestCompareMatchesCost(t *testing.T) {
+	for _, alg := range []Algorithm{PeakEWMA, LeastPending} {
+		b, clk := newTestBalancer(t, Config{Algorithm: alg, SlowStart: 10 * time.Second}, 2)
+		insts := instances(4)
+		insts[1].Weight = 3
+		b.Update("svc", insts) // i2, i3 ramp
+		sub := b.lookup("svc").pool.Load().all
+		samples := []time.Duration{0, time.Millisecond, 3 * time.Millisecond, 40 * time.Millisecond}
+		for step := range 200 {
+			e := sub.eps[step%4]
+			if s := samples[(step/4)%4]; s > 0 {
+				b.inflightFor(e)
+				b.Done(e, Success, s)
+			}
+			if step%3 == 0 {
+				b.inflightFor(sub.eps[(step/3)%4]) // some stay in flight
+			}
+			clk.Advance(time.Duration(step%7) * 700 * time.Millisecond)
+			now := b.now()
+			for i := range 4 {
+				for j := range 4 {
+					if i == j {
+						continue
+					}
+					ci, cj := b.cost(sub, i, now), b.cost(sub, j, now)
+					want := order(cj, ci, 1)
+					if near(cj, ci) {
+						continue // a tie within rounding may go either way
+					}
+					ei, ej := sub.eps[i], sub.eps[j]
+					if alg == PeakEWMA && ei.est.Load() != 0 && ej.est.Load() != 0 &&
+						b.load(sub, i, 0, now) == b.load(sub, j, 0, now) {
+						ai, aj := math.Float64frombits(ei.avg.Load()), math.Float64frombits(ej.avg.Load())
+						if near(aj*tieSlack, ai) || near(ai*tieSlack, aj) {
+							continue // at the edge of alike
+						}
+						if order(aj, ai, tieSlack) == 0 {
+							want = 0
+						}
+					}
+					if got := b.compare(sub, j, i, 0, now); got != want {
+						t.Fatalf("%s step %d: compare(%d, %d) = %d, want %d (costs %g vs %g)", alg, step, j, i, got, want, cj, ci)
+					}
 				}
 			}
 		}
 	}
 }
+
+func near(x, y float64) bool { return math.Abs(x-y) <= 1e-6*math.Max(x, y) }

@@ -12,9 +12,11 @@ type Algorithm string
 // Selection policies. PeakEWMA is the default; the others exist for
 // comparison and for services where latency is not a useful signal.
 const (
-	// PeakEWMA: power of two choices, cost = peak-EWMA latency * (in-flight+1) / weight.
+	// PeakEWMA: power of two choices drawn by weight, cost = peak-EWMA
+	// latency * (1 + in-flight/weight); alike instances tie.
 	PeakEWMA Algorithm = "peak_ewma"
-	// LeastPending: power of two choices, cost = (in-flight+1) / weight.
+	// LeastPending: power of two choices drawn by weight, cost =
+	// 1 + in-flight/weight.
 	LeastPending Algorithm = "least_pending"
 	// RoundRobin: weighted rotation driven by one atomic counter per pool.
 	RoundRobin Algorithm = "round_robin"

@@ -11,7 +11,10 @@
 //
 // The default algorithm, peak_ewma, follows Finagle's and Linkerd's
 // PeakEWMA: power of two random choices comparing
-// latency * (in-flight + 1) / weight, where latency jumps to any slower
+// latency * (1 + in-flight / weight), where latency jumps to any slower
 // sample and otherwise decays exponentially, so slow or failing instances
-// are avoided and then probed again after a while.
+// are avoided and then probed again after a while. The two candidates are
+// drawn by weight, and a duel between instances with equal load whose
+// average latencies are within 25% of each other is settled by a coin, so
+// that equally fast instances share traffic in proportion to their weights.
 package balancer

@@ -37,6 +37,11 @@ type Endpoint struct {
 	est   atomic.Uint64
 	stamp atomic.Int64 // balancer clock, ns
 	load  float64      // decayed count of completions as of stamp; guarded by mu
+	// avg is a plain moving average of latency samples (ns, float64 bits),
+	// avgWeight per sample. Unlike the peak estimate it does not grow with
+	// the number of samples, so it tells whether two instances are alike
+	// whatever their traffic. Written under mu, read without locking.
+	avg atomic.Uint64
 
 	consecFail   atomic.Int32
 	ejectedUntil atomic.Int64 // balancer clock, ns; ejected while now < ejectedUntil
@@ -118,10 +123,22 @@ func (e *Endpoint) observe(now int64, x, tau float64) {
 		est = cur*w + x*(1-w)
 	}
 	e.load = e.load*w + 1
+	if avg := math.Float64frombits(e.avg.Load()); avg == 0 {
+		e.avg.Store(math.Float64bits(x))
+	} else {
+		e.avg.Store(math.Float64bits(avg + (x-avg)*avgWeight))
+	}
 	e.est.Store(math.Float64bits(est))
 	e.stamp.Store(now)
 	e.mu.Unlock()
 }
+
+// avgWeight is the weight of one sample in Endpoint.avg. At 1/32 the
+// average of an instance with log-normal latencies (sigma 0.5) wanders by
+// about 7%, well inside tieSlack; one sample ten times the usual moves it
+// past tieSlack, and so do two failures (recorded as at least five times
+// the usual).
+const avgWeight = 1.0 / 32
 
 // recentLoad is the decayed completion count at now.
 func (e *Endpoint) recentLoad(now int64, tau float64) float64 {

@@ -25,9 +25,14 @@ type subset struct {
 	eps     []*Endpoint
 	weights []float64
 	cum     []float64 // cum[i] = sum of weights[0..i]
+	unit    []float64 // mean weight / weight: what one request in flight adds to the load
 	total   float64
-	equal   bool          // all weights equal: index arithmetic instead of search
-	rr      atomic.Uint64 // round-robin counter
+	equal   bool // all weights equal: index arithmetic instead of search
+	// lastRamp is the latest slow-start beginning among eps. Endpoints
+	// start ramping only as they join a pool, which is built after, so it
+	// does not change.
+	lastRamp int64
+	rr       atomic.Uint64 // round-robin counter
 }
 
 func newPool(eps []*Endpoint) *pool {
@@ -36,11 +41,13 @@ func newPool(eps []*Endpoint) *pool {
 
 func newSubset(tags []string, eps []*Endpoint) *subset {
 	s := &subset{
-		tags:    tags,
-		eps:     eps,
-		weights: make([]float64, len(eps)),
-		cum:     make([]float64, len(eps)),
-		equal:   true,
+		tags:     tags,
+		eps:      eps,
+		weights:  make([]float64, len(eps)),
+		cum:      make([]float64, len(eps)),
+		unit:     make([]float64, len(eps)),
+		equal:    true,
+		lastRamp: noRamp,
 	}
 	for i, e := range eps {
 		w := sanitizeWeight(e.info.Load().inst.Weight)
@@ -50,6 +57,10 @@ func newSubset(tags []string, eps []*Endpoint) *subset {
 		if w != s.weights[0] {
 			s.equal = false
 		}
+		s.lastRamp = max(s.lastRamp, e.rampStart.Load())
+	}
+	for i, w := range s.weights {
+		s.unit[i] = s.total / float64(len(eps)) / w
 	}
 	return s
 }
@@ -120,6 +131,22 @@ func sameTagSet(a, b []string) bool {
 		return false
 	}
 	return hasAllTags(a, b) && hasAllTags(b, a)
+}
+
+// drawBits is the resolution of one draw: three draws and a coin come out
+// of one random word.
+const (
+	drawBits = 21
+	drawMask = 1<<drawBits - 1
+)
+
+// draw maps u, uniform in [0, 2^drawBits), to an index with probability
+// proportional to its weight.
+func (s *subset) draw(u uint64) int {
+	if s.equal {
+		return int(u * uint64(len(s.eps)) >> drawBits)
+	}
+	return s.weightedIndex(float64(u) * (s.total / (1 << drawBits)))
 }
 
 // weightedIndex maps u in [0, total) to an index by cumulative weight.

@@ -17,6 +17,7 @@ import (
 // choices is seeded, so runs differ only by the balancer's luck.
 
 type simInstance struct {
+	weight  float64 // Consul weight; 0 means the default 1
 	median  time.Duration
 	sigma   float64
 	fail    bool // answers 503 (a transient failure)
@@ -88,6 +89,11 @@ func runSim(t testing.TB, sc simConfig) simResult {
 		t.Fatal(err)
 	}
 	insts := instances(len(sc.instances))
+	for i, in := range sc.instances {
+		if in.weight > 0 {
+			insts[i].Weight = in.weight
+		}
+	}
 	b.Update("svc", insts)
 	index := map[*Endpoint]int{}
 	for i, e := range b.lookup("svc").pool.Load().all.eps {
