@@ -13,23 +13,24 @@ import (
 
 // harness runs measured runs against one environment.
 type harness struct {
-	env        *env
-	rdb        *redis.Client
-	gatewayBin string // empty until built
-	repoRoot   string
-	dir        string // temp dir for configs and rules
-	batch      int
-	inflight   int
-	log        io.Writer // progress lines
-	scenario   string
-	seq        int
-	fleets     []*fleet
-	tick       time.Duration // open-loop producer wake-up period
-	outDir     string
-	gatewayEnv []string // extra GATEWAY_* settings for the gateway process
-	perf       bool     // profile consumers with perf during each run
-	floorBin   string   // empty: this executable
-	waitIdle   float64  // before each run, wait (≤1 min) for this idle fraction
+	env         *env
+	rdb         *redis.Client
+	gatewayBin  string // empty until built
+	repoRoot    string
+	dir         string // temp dir for configs and rules
+	batch       int
+	inflight    int
+	log         io.Writer // progress lines
+	scenario    string
+	seq         int
+	fleets      []*fleet
+	tick        time.Duration // open-loop producer wake-up period
+	outDir      string
+	gatewayEnv  []string // extra GATEWAY_* settings for the gateway process
+	perf        bool     // profile consumers with perf during each run
+	dumpLatency bool     // write per-message latencies (-dump-latency)
+	floorBin    string   // empty: this executable
+	waitIdle    float64  // before each run, wait (≤1 min) for this idle fraction
 }
 
 // fleetFor returns a running fleet matching spec, starting it on first use.

@@ -50,6 +50,7 @@ type options struct {
 	tick        time.Duration
 	gatewayEnv  envList
 	perf        bool
+	dumpLatency bool
 	waitIdle    float64
 	repeat      int
 }
@@ -103,6 +104,7 @@ func main() {
 	flag.DurationVar(&o.tick, "tick", 500*time.Microsecond, "open-loop producer wakes at most once per tick (0: per message)")
 	flag.Var(&o.gatewayEnv, "gateway-env", "extra gateway setting as GATEWAY_<SECTION>_<KEY>=VALUE, or GOGC/GOMEMLIMIT/GOMAXPROCS/GODEBUG (repeatable)")
 	flag.BoolVar(&o.perf, "perf", false, "profile the consumer with Linux perf during each run (reports in -out)")
+	flag.BoolVar(&o.dumpLatency, "dump-latency", false, "write each run's latency per message, in send order, to -out/ID.RUN.lat (µs per line)")
 	flag.Float64Var(&o.waitIdle, "wait-idle", 0, "before each run wait (at most 1 min) until the CPUs were this idle over 1 s, e.g. 0.9")
 	flag.IntVar(&o.repeat, "repeat", 1, "run each scenario this many times, floor and gateway interleaved; reports give medians")
 	flag.Parse()
@@ -145,6 +147,7 @@ func run(ctx context.Context, o options) error {
 	h.outDir = o.outDir
 	h.gatewayEnv = o.gatewayEnv
 	h.perf = o.perf
+	h.dumpLatency = o.dumpLatency
 	h.waitIdle = o.waitIdle
 	if o.perf {
 		if h.floorBin, err = buildSelf(ctx, root, tmp); err != nil {

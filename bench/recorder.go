@@ -2,7 +2,9 @@ package main
 
 import (
 	"bytes"
+	"os"
 	"slices"
+	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -143,4 +145,15 @@ func intAfter(b []byte, key string) (int64, []byte, bool) {
 		n++
 	}
 	return v, b[n:], n > 0
+}
+
+// dump writes each received message's latency in µs, one line per seq in
+// send order (0 for never received), for looking at the tail over time.
+func (r *recorder) dump(path string) error {
+	var b bytes.Buffer
+	for i := range r.latency {
+		b.WriteString(strconv.FormatInt(r.latency[i].Load()/1000, 10))
+		b.WriteByte('\n')
+	}
+	return os.WriteFile(path, b.Bytes(), 0o644)
 }

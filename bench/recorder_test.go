@@ -1,6 +1,9 @@
 package main
 
 import (
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -55,6 +58,13 @@ func TestRecorderCountsLostAndDuplicates(t *testing.T) {
 	}
 	if a, b := r.instances[0].Load(), r.instances[1].Load(); a != 3 || b != 2 {
 		t.Errorf("per instance = %d, %d; want 3, 2", a, b)
+	}
+	path := filepath.Join(t.TempDir(), "run.lat")
+	if err := r.dump(path); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(path); err != nil || len(strings.Split(strings.TrimSpace(string(b)), "\n")) != r.total {
+		t.Errorf("dump wrote %q (err %v), want %d lines, one per seq", b, err, r.total)
 	}
 	got, done := r.latencies()
 	want := []time.Duration{time.Millisecond, 2 * time.Millisecond, 3 * time.Millisecond}

@@ -84,6 +84,12 @@ func (h *harness) run(ctx context.Context, spec runSpec) (result, error) {
 	}
 
 	res := h.collect(spec, rec, prod, before, after, completed)
+	if h.dumpLatency {
+		path := filepath.Join(h.outDir, id+"."+t.p.name+".lat")
+		if err := rec.dump(path); err != nil {
+			fmt.Fprintln(os.Stderr, "dump latency:", err)
+		}
+	}
 	res.Reloads, res.Warmup, res.IdleBefore = reloads, t.warmup, idle
 	res.LoadAvg, res.LoadAvgStart = loadAvg(), loadStart
 	if res.Received > 0 {
