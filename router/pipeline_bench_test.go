@@ -126,9 +126,9 @@ func BenchmarkPipeline(b *testing.B) {
 		for i := range n {
 			entries[i] = benchEntry(done+i, routes)
 		}
-		got := r.acquire(ctx, n)
+		got := r.acquire(ctx, 1, n)
 		for got < n {
-			got += r.acquire(ctx, n-got)
+			got += r.acquire(ctx, 1, n-got)
 		}
 		r.start(ctx, ctx, entries[:n])
 	}

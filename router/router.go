@@ -133,17 +133,20 @@ type Deps struct {
 
 // Router runs the pipeline. Create with New, run with Run once.
 type Router struct {
-	cfg     Config
-	deps    Deps
-	log     *slog.Logger
-	slots   *slots // global in-flight places
-	svc     *serviceLimits
-	acks    *acker
-	live    *leases
-	workers *workerPool
-	mc      *metricCache
-	work    sync.WaitGroup // messages handed to workers and not yet settled
-	running atomic.Bool
+	cfg   Config
+	deps  Deps
+	log   *slog.Logger
+	slots *slots // global in-flight places
+	// readWant is how many free slots a stream's reader waits for before
+	// it reads (see readLoop).
+	readWant int
+	svc      *serviceLimits
+	acks     *acker
+	live     *leases
+	workers  *workerPool
+	mc       *metricCache
+	work     sync.WaitGroup // messages handed to workers and not yet settled
+	running  atomic.Bool
 }
 
 // New validates cfg and returns a Router.
@@ -161,6 +164,7 @@ func New(cfg Config, deps Deps) (*Router, error) {
 		svc:   newServiceLimits(cfg.ServiceConcurrency, cfg.ServiceLimits),
 		live:  newLeases(),
 	}
+	r.readWant = max(1, min(cfg.Batch, cfg.MaxInflight/4))
 	r.mc = newMetricCache(deps.Metrics)
 	r.acks = newAcker(deps.Settler, r.mc, cfg.Logger)
 	r.workers = newWorkerPool(r.finish)

@@ -10,10 +10,10 @@ import (
 func TestSlotsTakeGive(t *testing.T) {
 	s := newSlots(10)
 	ctx := context.Background()
-	if n := s.take(ctx, 4); n != 4 {
+	if n := s.take(ctx, 1, 4); n != 4 {
 		t.Fatalf("take(4) of 10 free = %d", n)
 	}
-	if n := s.take(ctx, 100); n != 6 {
+	if n := s.take(ctx, 1, 100); n != 6 {
 		t.Fatalf("take(100) of 6 free = %d", n)
 	}
 	if n := s.inUse(); n != 10 {
@@ -21,7 +21,7 @@ func TestSlotsTakeGive(t *testing.T) {
 	}
 	// Nothing free: take waits for a give.
 	got := make(chan int)
-	go func() { got <- s.take(ctx, 100) }()
+	go func() { got <- s.take(ctx, 1, 100) }()
 	select {
 	case n := <-got:
 		t.Fatalf("take returned %d with nothing free", n)
@@ -33,7 +33,7 @@ func TestSlotsTakeGive(t *testing.T) {
 	}
 	cctx, cancel := context.WithCancel(ctx)
 	cancel()
-	if n := s.take(cctx, 1); n != 0 {
+	if n := s.take(cctx, 1, 1); n != 0 {
 		t.Fatalf("take on a done context with nothing free = %d, want 0", n)
 	}
 	s.give(10)
@@ -47,12 +47,12 @@ func TestSlotsTakeGive(t *testing.T) {
 func TestSlotsEveryWaiterWakes(t *testing.T) {
 	s := newSlots(4)
 	ctx := context.Background()
-	s.take(ctx, 4)
+	s.take(ctx, 1, 4)
 	var wg sync.WaitGroup
 	res := make(chan int, 2)
 	for range 2 {
 		wg.Add(1)
-		go func() { defer wg.Done(); res <- s.take(ctx, 2) }()
+		go func() { defer wg.Done(); res <- s.take(ctx, 1, 2) }()
 	}
 	time.Sleep(20 * time.Millisecond) // both are waiting
 	s.give(4)
@@ -80,7 +80,7 @@ func TestSlotsConcurrentNeverOversubscribe(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for range 2000 {
-				n := s.take(ctx, 5)
+				n := s.take(ctx, 1, 5)
 				if h := s.inUse(); h > capacity {
 					t.Errorf("inUse %d > capacity %d", h, capacity)
 				}
@@ -91,5 +91,65 @@ func TestSlotsConcurrentNeverOversubscribe(t *testing.T) {
 	wg.Wait()
 	if n := s.inUse(); n != 0 {
 		t.Fatalf("inUse after all gave back = %d", n)
+	}
+}
+
+// TestSlotsWaitForWant: a taker wanting n places waits until n are free,
+// then takes what is free up to its maximum; places given back one at a
+// time do not wake it before that.
+func TestSlotsWaitForWant(t *testing.T) {
+	s := newSlots(8)
+	ctx := context.Background()
+	s.take(ctx, 1, 8)
+	got := make(chan int, 1)
+	go func() { got <- s.take(ctx, 4, 6) }()
+	for i := 0; i < 3; i++ {
+		s.give(1)
+		select {
+		case n := <-got:
+			t.Fatalf("take(want 4) returned %d with %d free", n, i+1)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	s.give(4) // 7 free
+	if n := <-got; n != 6 {
+		t.Fatalf("take(want 4, most 6) with 7 free = %d, want 6", n)
+	}
+	if n := s.inUse(); n != 7 {
+		t.Fatalf("inUse = %d, want 7", n)
+	}
+}
+
+// TestSlotsServeWaitersInOrder: a small taker does not overtake an earlier
+// one waiting for more, and a cancelled waiter leaves the queue holding
+// nothing.
+func TestSlotsServeWaitersInOrder(t *testing.T) {
+	s := newSlots(4)
+	ctx := context.Background()
+	s.take(ctx, 1, 4)
+	big := make(chan int, 1)
+	go func() { big <- s.take(ctx, 3, 4) }()
+	time.Sleep(20 * time.Millisecond) // big is queued first
+	cctx, cancel := context.WithCancel(ctx)
+	gone := make(chan int, 1)
+	go func() { gone <- s.take(cctx, 1, 1) }()
+	time.Sleep(20 * time.Millisecond)
+	s.give(1)
+	select {
+	case n := <-gone:
+		t.Fatalf("a later small taker overtook the earlier big one (got %d)", n)
+	case <-time.After(20 * time.Millisecond):
+	}
+	cancel()
+	if n := <-gone; n != 0 {
+		t.Fatalf("cancelled take = %d, want 0", n)
+	}
+	s.give(2) // 3 free: big is served
+	if n := <-big; n != 3 {
+		t.Fatalf("big take = %d, want 3", n)
+	}
+	s.give(3)
+	if n := s.inUse(); n != 1 { // 4 taken, 3 given back before big, 3 to big, 3 back
+		t.Fatalf("inUse = %d, want 1", n)
 	}
 }

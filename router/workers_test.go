@@ -55,7 +55,7 @@ func TestPipelineSettlesEveryEntry(t *testing.T) {
 			entries[i] = benchEntry(done+i, 10)
 		}
 		for got := 0; got < batch; {
-			got += r.acquire(ctx, batch-got)
+			got += r.acquire(ctx, 1, batch-got)
 		}
 		r.start(ctx, ctx, entries)
 	}
