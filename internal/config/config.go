@@ -103,7 +103,7 @@ type Balancer struct {
 // Dispatch configures the HTTP client.
 type Dispatch struct {
 	Timeout         time.Duration `mapstructure:"timeout"`            // per attempt when the route has none; default 5s
-	MaxConnsPerHost int           `mapstructure:"max_conns_per_host"` // default 512
+	MaxConnsPerHost int           `mapstructure:"max_conns_per_host"` // default 32
 }
 
 func defaults(v *viper.Viper) {
@@ -127,7 +127,7 @@ func defaults(v *viper.Viper) {
 		"admin.listen": "127.0.0.1:9595", "admin.token": "",
 		"log.level": "info", "log.format": "text",
 		"balancer.algorithm": "peak_ewma",
-		"dispatch.timeout":   5 * time.Second, "dispatch.max_conns_per_host": 512,
+		"dispatch.timeout":   5 * time.Second, "dispatch.max_conns_per_host": 32,
 	}
 	for k, val := range set {
 		v.SetDefault(k, val)

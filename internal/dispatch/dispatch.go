@@ -20,7 +20,12 @@ import (
 type Config struct {
 	// Timeout is the per-attempt timeout when a request has none; default 5s.
 	Timeout time.Duration
-	// MaxConnsPerHost bounds connections per instance; default 512.
+	// MaxConnsPerHost bounds connections per instance; default 32. A
+	// request finding all of them busy waits for one (up to its timeout)
+	// instead of dialing another. Unbounded dialing fed a spiral under a
+	// burst: slower answers, more requests in flight, more connections
+	// dialed (CPU on both sides), slower answers; bench runs at half load
+	// showed p99 52 ms with 512 and 15 ms with 32.
 	MaxConnsPerHost int
 	// MaxResponseBytes bounds a response body kept for request-reply;
 	// default 1 MiB. Larger answers fail the attempt.
@@ -77,7 +82,7 @@ func New(cfg Config) (*Dispatcher, error) {
 		cfg.Timeout = 5 * time.Second
 	}
 	if cfg.MaxConnsPerHost == 0 {
-		cfg.MaxConnsPerHost = 512
+		cfg.MaxConnsPerHost = 32
 	}
 	if cfg.MaxResponseBytes == 0 {
 		cfg.MaxResponseBytes = 1 << 20

@@ -2,7 +2,10 @@ package dispatch
 
 import (
 	"errors"
+	"fmt"
 	"net"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -172,4 +175,56 @@ func BenchmarkDo(b *testing.B) {
 			}
 		}
 	})
+}
+
+// TestDoBoundsConnectionsPerInstance: more concurrent attempts than
+// MaxConnsPerHost share that many connections (the rest wait for one)
+// instead of dialing more, and all of them succeed.
+func TestDoBoundsConnectionsPerInstance(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var conns, inflight, peak atomic.Int64
+	srv := &fasthttp.Server{
+		Handler: func(c *fasthttp.RequestCtx) {
+			n := inflight.Add(1)
+			defer inflight.Add(-1)
+			for p := peak.Load(); n > p && !peak.CompareAndSwap(p, n); p = peak.Load() {
+			}
+			time.Sleep(5 * time.Millisecond)
+		},
+		ConnState: func(_ net.Conn, s fasthttp.ConnState) {
+			if s == fasthttp.StateNew {
+				conns.Add(1)
+			}
+		},
+	}
+	go srv.Serve(ln)
+	defer srv.Shutdown()
+	d, err := New(Config{MaxConnsPerHost: 4, Timeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := msg(map[string]string{"payload": `{}`})
+	var wg sync.WaitGroup
+	errs := make(chan error, 40)
+	for range 40 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := &Request{Addr: ln.Addr().String(), Method: "POST", Path: "/", Route: "r", Msg: m, Attempt: 1}
+			if res, err := d.Do(r); err != nil || res.Status != 200 {
+				errs <- fmt.Errorf("status %d, err %v", res.Status, err)
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if c, p := conns.Load(), peak.Load(); c > 4 || p > 4 {
+		t.Errorf("%d connections, %d requests at once; want at most 4 of each", c, p)
+	}
 }
