@@ -122,6 +122,7 @@ func (r *Router) start(ctx, workCtx context.Context, entries []streams.Entry) {
 	for i := range entries {
 		j := r.prepare(&entries[i])
 		if !r.svc.admit(ctx, j.sems) {
+			freeJob(j)
 			r.release(len(entries) - i)
 			return
 		}
@@ -136,6 +137,7 @@ func (r *Router) start(ctx, workCtx context.Context, entries []streams.Entry) {
 // finish settles j and frees what it held: the message's part of the
 // pipeline ends here.
 func (r *Router) finish(ctx context.Context, j *job) {
+	defer freeJob(j) // last: after everything below is done with j
 	defer r.work.Done()
 	defer r.release(1)
 	defer r.deps.Metrics.Inflight.Dec()

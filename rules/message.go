@@ -21,17 +21,33 @@ type Message struct {
 	ReplyTo       string            // field "reply_to"
 	Headers       map[string]string // every other field (attributes); nil when there are none
 	Deliveries    int64             // 1 on first delivery
+	spare         map[string]string // attribute map kept for Reset
 }
 
 // NewMessage builds a Message from a stream entry's fields, splitting reserved
 // fields from attributes and filling defaults. fields is not retained.
 func NewMessage(stream, id string, fields map[string]string, deliveries int64) *Message {
-	m := &Message{
+	m := &Message{}
+	m.Reset(stream, id, fields, deliveries)
+	return m
+}
+
+// Reset makes m the Message of another entry, as NewMessage would, reusing
+// the storage of m's attribute map. The previous Headers map is reused, so
+// no one may hold it any more.
+func (m *Message) Reset(stream, id string, fields map[string]string, deliveries int64) {
+	h := m.Headers
+	if h == nil {
+		h = m.spare
+	}
+	clear(h)
+	*m = Message{
 		Stream:        stream,
 		ID:            id,
 		ContentType:   DefaultContentType,
 		CorrelationID: id,
 		Deliveries:    deliveries,
+		spare:         h,
 	}
 	attrs := 0
 	for k := range fields {
@@ -40,7 +56,11 @@ func NewMessage(stream, id string, fields map[string]string, deliveries int64) *
 		}
 	}
 	if attrs > 0 {
-		m.Headers = make(map[string]string, attrs)
+		if h == nil {
+			h = make(map[string]string, attrs)
+			m.spare = h
+		}
+		m.Headers = h
 	}
 	for k, v := range fields {
 		switch k {
@@ -60,7 +80,6 @@ func NewMessage(stream, id string, fields map[string]string, deliveries int64) *
 			m.Headers[k] = v
 		}
 	}
-	return m
 }
 
 func isReserved(field string) bool {

@@ -21,12 +21,23 @@ func TestNewMessage(t *testing.T) {
 			Message{Stream: "s", ID: "1-0", ContentType: DefaultContentType, CorrelationID: "1-0", Deliveries: 2}},
 		{"nil fields", nil, Message{Stream: "s", ID: "1-0", ContentType: DefaultContentType, CorrelationID: "1-0", Deliveries: 2}},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got := NewMessage("s", "1-0", tt.fields, 2)
-			if !reflect.DeepEqual(*got, tt.want) {
-				t.Errorf("NewMessage(%v) = %+v, want %+v", tt.fields, got, tt.want)
-			}
-		})
+	// One Message reset through every case, in order and in reverse, must
+	// equal a fresh one each time (no attribute left over from the last).
+	reused := &Message{}
+	for _, order := range [][]int{{0, 1, 2, 3}, {3, 2, 1, 0}, {1, 1, 0, 1}} {
+		for _, i := range order {
+			tt := tests[i]
+			t.Run(tt.name, func(t *testing.T) {
+				got := NewMessage("s", "1-0", tt.fields, 2)
+				reused.Reset("s", "1-0", tt.fields, 2)
+				for _, m := range []*Message{got, reused} {
+					g := *m
+					g.spare = nil // storage kept for reuse, not content
+					if !reflect.DeepEqual(g, tt.want) {
+						t.Errorf("message of %v = %+v, want %+v", tt.fields, g, tt.want)
+					}
+				}
+			})
+		}
 	}
 }
