@@ -21,6 +21,7 @@ type serviceLimits struct {
 }
 
 type serviceSem struct {
+	name  string
 	slots chan struct{} // concurrency tokens
 	queue chan struct{} // admission tokens
 }
@@ -40,14 +41,14 @@ func (l *serviceLimits) sem(svc string) *serviceSem {
 	if o, ok := l.overrides[svc]; ok && o > 0 {
 		n = o
 	}
-	s, _ := l.sems.LoadOrStore(svc, &serviceSem{slots: make(chan struct{}, n), queue: make(chan struct{}, queueFactor*n)})
+	s, _ := l.sems.LoadOrStore(svc, &serviceSem{name: svc, slots: make(chan struct{}, n), queue: make(chan struct{}, queueFactor*n)})
 	return s.(*serviceSem)
 }
 
-// admit takes one queue token of each service in sems (sorted by service
-// name, so two readers never wait on each other in a cycle). It returns
-// false, holding nothing, when ctx ends first.
-func (l *serviceLimits) admit(ctx context.Context, sems []*serviceSem) bool {
+// admit takes one queue token of each service in sems (sorted by name, so
+// two readers never wait on each other in a cycle). It returns false,
+// holding nothing, when ctx ends first.
+func admit(ctx context.Context, sems []*serviceSem) bool {
 	for i, s := range sems {
 		q := s.queue
 		select {
@@ -58,7 +59,7 @@ func (l *serviceLimits) admit(ctx context.Context, sems []*serviceSem) bool {
 		select {
 		case q <- struct{}{}:
 		case <-ctx.Done():
-			l.leave(sems[:i])
+			leave(sems[:i])
 			return false
 		}
 	}
@@ -66,15 +67,15 @@ func (l *serviceLimits) admit(ctx context.Context, sems []*serviceSem) bool {
 }
 
 // leave returns the queue tokens taken by admit.
-func (l *serviceLimits) leave(sems []*serviceSem) {
+func leave(sems []*serviceSem) {
 	for _, s := range sems {
 		<-s.queue
 	}
 }
 
-// acquire takes a concurrency slot of s, waiting for one. It returns
-// false when ctx ends first.
-func (l *serviceLimits) acquire(ctx context.Context, s *serviceSem) bool {
+// acquire takes a concurrency slot of the service, waiting for one. It
+// returns false when ctx ends first.
+func (s *serviceSem) acquire(ctx context.Context) bool {
 	select {
 	case s.slots <- struct{}{}:
 		return true
@@ -83,5 +84,5 @@ func (l *serviceLimits) acquire(ctx context.Context, s *serviceSem) bool {
 	}
 }
 
-// release frees a concurrency slot of s.
-func (l *serviceLimits) release(s *serviceSem) { <-s.slots }
+// release frees a concurrency slot of the service.
+func (s *serviceSem) release() { <-s.slots }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -45,17 +46,17 @@ const (
 // job is one entry on its way through the pipeline, matched once under
 // the rule set active when it was read.
 type job struct {
-	e        streams.Entry
-	msg      *rules.Message
-	set      *rules.Set
-	matches  []rules.Match
-	services []string      // distinct services of deliverable matches, sorted
-	sems     []*serviceSem // services[i]'s limits
-	tooBig   bool
-	// Inline backing for matches and services: almost every message takes
-	// one route to one service, which then costs no allocation of its own.
+	e       streams.Entry
+	msg     *rules.Message
+	set     *rules.Set
+	matches []rules.Match
+	// sems are the limits of the distinct services of deliverable
+	// matches, sorted by service name.
+	sems   []*serviceSem
+	tooBig bool
+	// Inline backing for matches and sems: almost every message takes one
+	// route to one service, which then costs no allocation of its own.
 	matchBuf [1]rules.Match
-	svcBuf   [1]string
 	semBuf   [1]*serviceSem
 	req      dispatch.Request // the HTTP attempt being made, reused
 	since    time.Time        // lease start; guarded by leases.mu
@@ -93,23 +94,24 @@ func (r *Router) prepare(e *streams.Entry) *job {
 	}
 	j.set = r.deps.Rules()
 	j.matches = j.set.Match(j.msg, j.matchBuf[:0])
-	j.services = j.svcBuf[:0]
+	j.sems = j.semBuf[:0]
 	for _, m := range j.matches {
-		if m.Err == nil && !slices.Contains(j.services, m.Route.Service) {
-			j.services = append(j.services, m.Route.Service)
+		if m.Err == nil && j.sem(m.Route.Service) == nil {
+			j.sems = append(j.sems, r.svc.sem(m.Route.Service))
 		}
 	}
-	slices.Sort(j.services)
-	j.sems = j.semBuf[:0]
-	for _, svc := range j.services {
-		j.sems = append(j.sems, r.svc.sem(svc))
-	}
+	slices.SortFunc(j.sems, func(a, b *serviceSem) int { return strings.Compare(a.name, b.name) })
 	return j
 }
 
-// sem returns the limits of svc, one of j's services.
+// sem returns the limits of svc if it is one of j's services, else nil.
 func (j *job) sem(svc string) *serviceSem {
-	return j.sems[slices.Index(j.services, svc)]
+	for _, s := range j.sems {
+		if s.name == svc {
+			return s
+		}
+	}
+	return nil
 }
 
 // process decides what happens to a job's entry. It never returns before
@@ -131,7 +133,7 @@ func (r *Router) process(ctx context.Context, j *job) verdict {
 		}
 		return r.deadLetterOnly(ctx, e, dlqInfo{reason: reasonNoRoute, err: "no route matched"})
 	}
-	defer r.svc.leave(j.sems)
+	defer leave(j.sems)
 	fanOut := len(j.matches) > 1
 	var settled, nowFinal []string
 	if fanOut && e.Redelivered {
@@ -219,13 +221,13 @@ func (r *Router) deliver(ctx context.Context, j *job, m *rules.Match) (outcome, 
 			}
 			r.deps.Metrics.Retries.WithLabelValues(svc).Inc()
 		}
-		if !r.svc.acquire(ctx, sem) {
+		if !sem.acquire(ctx) {
 			return transient, time.Second // shutdown deadline passed while waiting
 		}
 		start := time.Now()
 		ep, err := r.deps.Picker.PickAt(svc, route.Tags, avoid, start)
 		if err != nil {
-			r.svc.release(sem)
+			sem.release()
 			if i > 0 {
 				break // instances vanished mid-retry: settle on the last answer
 			}
@@ -235,7 +237,7 @@ func (r *Router) deliver(ctx context.Context, j *job, m *rules.Match) (outcome, 
 		}
 		attempt := int(e.Deliveries-1)*attempts + i + 1
 		last = r.attempt(&j.req, ep, msg, m, attempt, start)
-		r.svc.release(sem)
+		sem.release()
 		switch last.class {
 		case delivered:
 			if msg.ReplyTo != "" && !r.reply(ctx, msg, route.Name, last.res) {

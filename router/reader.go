@@ -121,7 +121,7 @@ func (r *Router) start(ctx, workCtx context.Context, entries []streams.Entry) {
 	defer func() { r.mc.consumed(entries[0].Stream).Add(float64(handed)) }()
 	for i := range entries {
 		j := r.prepare(&entries[i])
-		if !r.svc.admit(ctx, j.sems) {
+		if !admit(ctx, j.sems) {
 			freeJob(j)
 			r.release(len(entries) - i)
 			return

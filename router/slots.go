@@ -18,7 +18,7 @@ import (
 type slots struct {
 	mu      sync.Mutex
 	free    int
-	held    int
+	size    int
 	waiters []*slotWaiter // FIFO
 }
 
@@ -28,7 +28,7 @@ type slotWaiter struct {
 	ready      chan struct{} // closed when the places are granted
 }
 
-func newSlots(n int) *slots { return &slots{free: n} }
+func newSlots(n int) *slots { return &slots{size: n, free: n} }
 
 // take waits until at least want places are free (and earlier waiters are
 // served), then takes up to max of the free ones. It returns how many it
@@ -39,7 +39,6 @@ func (s *slots) take(ctx context.Context, want, most int) int {
 	if len(s.waiters) == 0 && s.free >= want {
 		n := min(s.free, most)
 		s.free -= n
-		s.held += n
 		s.mu.Unlock()
 		return n
 	}
@@ -73,7 +72,6 @@ func (s *slots) give(n int) {
 	}
 	s.mu.Lock()
 	s.free += n
-	s.held -= n
 	s.grant()
 	s.mu.Unlock()
 }
@@ -87,7 +85,6 @@ func (s *slots) grant() {
 		s.waiters = s.waiters[1:]
 		w.got = min(s.free, w.most)
 		s.free -= w.got
-		s.held += w.got
 		close(w.ready)
 	}
 }
@@ -96,5 +93,5 @@ func (s *slots) grant() {
 func (s *slots) inUse() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.held
+	return s.size - s.free
 }

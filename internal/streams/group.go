@@ -222,14 +222,6 @@ func (g *Group) RememberSettled(ctx context.Context, stream, id string, routes [
 // AckMany acknowledges ids per stream, pipelined in one round trip per
 // connection (per node with Redis Cluster).
 func (g *Group) AckMany(ctx context.Context, byStream map[string][]string) error {
-	if len(byStream) == 1 { // the common case: one command, no pipeline
-		for stream, ids := range byStream {
-			if err := g.rdb.XAck(ctx, stream, g.group, ids...).Err(); err != nil {
-				return fmt.Errorf("xack %s: %w", stream, err)
-			}
-		}
-		return nil
-	}
 	pipe := g.rdb.Pipeline()
 	for stream, ids := range byStream {
 		pipe.XAck(ctx, stream, g.group, ids...)
