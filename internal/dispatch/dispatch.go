@@ -20,12 +20,14 @@ import (
 type Config struct {
 	// Timeout is the per-attempt timeout when a request has none; default 5s.
 	Timeout time.Duration
-	// MaxConnsPerHost bounds connections per instance; default 32. A
-	// request finding all of them busy waits for one (up to its timeout)
-	// instead of dialing another. Unbounded dialing fed a spiral under a
-	// burst: slower answers, more requests in flight, more connections
-	// dialed (CPU on both sides), slower answers; bench runs at half load
-	// showed p99 52 ms with 512 and 15 ms with 32.
+	// MaxConnsPerHost bounds connections per instance; default 32. Once
+	// all of them are busy, further requests are pipelined on them (HTTP/1.1)
+	// instead of dialing more: an instance serves at most this many
+	// requests at once. Unbounded dialing fed a spiral under a burst: slower
+	// answers, more requests in flight, more connections dialed (CPU on both
+	// sides), slower answers; bench runs at half load showed p99 52 ms with
+	// 512 and 15 ms with 32. Fewer connections with deeper pipelines cost
+	// less CPU per message but add queueing delay (see hostPool).
 	MaxConnsPerHost int
 	// MaxResponseBytes bounds a response body kept for request-reply;
 	// default 1 MiB. Larger answers fail the attempt.
@@ -62,7 +64,7 @@ var ErrBadPath = errors.New("path does not address the instance")
 // Dispatcher sends requests. Safe for concurrent use.
 type Dispatcher struct {
 	cfg Config
-	// hosts maps an instance address to its *fasthttp.HostClient (its
+	// hosts maps an instance address to its *hostPool (its
 	// connection pool). fasthttp.Client would find the pool from the
 	// request's URI under a lock shared by every request; the router
 	// already knows the address.
@@ -96,37 +98,31 @@ func New(cfg Config) (*Dispatcher, error) {
 }
 
 // host returns addr's connection pool, creating it on first use.
-func (d *Dispatcher) host(addr string) *fasthttp.HostClient {
-	if hc, ok := d.hosts.Load(addr); ok {
-		return hc.(*fasthttp.HostClient)
+func (d *Dispatcher) host(addr string) *hostPool {
+	if hp, ok := d.hosts.Load(addr); ok {
+		return hp.(*hostPool)
 	}
-	d.sweep()
-	hc, _ := d.hosts.LoadOrStore(addr, &fasthttp.HostClient{
-		Addr:                          addr,
-		Name:                          "msgroute-gateway",
-		MaxConns:                      d.cfg.MaxConnsPerHost,
-		MaxIdleConnDuration:           30 * time.Second,
-		MaxResponseBodySize:           d.cfg.MaxResponseBytes,
-		DisableHeaderNamesNormalizing: true,
-		MaxConnWaitTimeout:            d.cfg.Timeout,
-		RetryIf:                       func(*fasthttp.Request) bool { return false },
-	})
-	return hc.(*fasthttp.HostClient)
+	hp, _ := d.hosts.LoadOrStore(addr, newHostPool(addr, d.cfg.MaxConnsPerHost, d.cfg.MaxResponseBytes, maxIdle))
+	return hp.(*hostPool)
 }
 
-// sweep forgets the pools that hold no connection (their instances are
-// gone or idle; idle connections close after 30 s). It runs on the slow
-// path of host, at most once per sweepEvery. A pool forgotten while in use
-// is simply created again.
-func (d *Dispatcher) sweep() {
-	now := time.Now().UnixNano()
-	if now-d.lastSweep.Load() < int64(sweepEvery) || !d.sweepMu.TryLock() {
+var userAgent = []byte("msgroute-gateway")
+
+// maxIdle is how long a connection may sit unused before it is closed.
+const maxIdle = 30 * time.Second
+
+// sweep closes connections idle for longer than maxIdle and forgets the
+// pools left without any (their instances are gone or idle). Every Do
+// calls it; it runs at most once per sweepEvery. A pool forgotten while
+// in use is simply created again.
+func (d *Dispatcher) sweep(now time.Time) {
+	if now.UnixNano()-d.lastSweep.Load() < int64(sweepEvery) || !d.sweepMu.TryLock() {
 		return
 	}
 	defer d.sweepMu.Unlock()
-	d.lastSweep.Store(now)
+	d.lastSweep.Store(now.UnixNano())
 	d.hosts.Range(func(k, v any) bool {
-		if v.(*fasthttp.HostClient).ConnsCount() == 0 {
+		if v.(*hostPool).closeIdle(now) == 0 {
 			d.hosts.CompareAndDelete(k, v)
 		}
 		return true
@@ -149,7 +145,10 @@ func (d *Dispatcher) Do(r *Request) (Result, error) {
 	if timeout <= 0 {
 		timeout = d.cfg.Timeout
 	}
-	if err := d.host(r.Addr).DoTimeout(req, resp, timeout); err != nil {
+	now := time.Now()
+	d.sweep(now)
+	req.Header.SetUserAgentBytes(userAgent)
+	if err := d.host(r.Addr).do(req, resp, now.Add(timeout)); err != nil {
 		return Result{Dropped: dropped}, fmt.Errorf("%s %s: %w", r.Method, r.Addr, err)
 	}
 	res := Result{Status: resp.StatusCode(), Dropped: dropped}

@@ -1,0 +1,296 @@
+package dispatch
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/valyala/fasthttp"
+)
+
+// hostPool holds the HTTP/1.1 connections to one instance, at most max of
+// them. Below max, a request takes an idle connection or dials a new one,
+// one request per connection as with any keep-alive client. At max, instead
+// of waiting in the client for a connection to free up, it is pipelined on
+// the least loaded one: written right away behind the requests already
+// sent there, its answer read in order. The instance sees the same number
+// of connections and the same concurrency (a server answers one
+// connection's requests in turn), but the requests queued for it wait on
+// the wire rather than in the gateway, so it never idles between answers,
+// and the writes and reads of a queue of requests share system calls,
+// which is most of the CPU a saturated gateway spends per message.
+//
+// Safe for concurrent use.
+type hostPool struct {
+	addr    string
+	max     int
+	maxBody int
+	maxIdle time.Duration
+
+	mu    sync.Mutex
+	conns []*conn
+}
+
+// conn is one connection and the requests written on it, answered in
+// order. Exactly one caller at a time reads: the one whose request is at
+// the head of the queue ("has the turn"); when its answer is read it hands
+// the turn to the next. Nobody else reads, so nothing is parked per
+// connection and an answer already buffered costs the next caller no
+// system call.
+type conn struct {
+	pool *hostPool
+	nc   net.Conn
+	br   *bufio.Reader
+
+	// load is the requests picked for this connection and not finished;
+	// it steers the pick (under pool.mu) toward idle and lightly loaded
+	// connections.
+	load atomic.Int32
+	// writers counts callers between pick and the end of their write: the
+	// last one flushes, so requests written back to back leave in one
+	// system call.
+	writers atomic.Int32
+
+	wmu sync.Mutex // serializes writes; held by the dialer until connected
+	bw  *bufio.Writer
+
+	qmu   sync.Mutex
+	queue []*call // written and unanswered; queue[0] has the turn
+	err   error   // set once the connection is broken; final
+
+	idleFrom atomic.Int64 // unix ns when the queue last emptied; 0 before
+}
+
+// call is one request on a connection.
+type call struct {
+	turn chan struct{} // receives the turn (or the news of a failure), once
+	err  error         // the failure, set before turn is sent
+}
+
+var calls = sync.Pool{New: func() any { return &call{turn: make(chan struct{}, 1)} }}
+
+// errConnClosed is the error of requests queued behind an answer that
+// closed the connection.
+var errConnClosed = errors.New("connection closed by the instance before answering")
+
+func newHostPool(addr string, max, maxBody int, maxIdle time.Duration) *hostPool {
+	return &hostPool{addr: addr, max: max, maxBody: maxBody, maxIdle: maxIdle}
+}
+
+// do writes req on a connection and reads the answer into resp. A timeout
+// reaching deadline before the answer breaks the connection: the requests
+// queued behind on it fail too, with a transport error (they are retried
+// like any transient failure). A request whose deadline passes while it is
+// queued behind a slow answer fails when its turn comes, so it may wait
+// past its deadline by up to the slow answer's remaining time.
+func (p *hostPool) do(req *fasthttp.Request, resp *fasthttp.Response, deadline time.Time) error {
+	c, fresh := p.pick()
+	if fresh {
+		if err := c.dial(deadline); err != nil {
+			return err
+		}
+	} else {
+		c.wmu.Lock()
+	}
+	cl := calls.Get().(*call)
+	defer c.load.Add(-1)
+	defer calls.Put(cl)
+	cl.err = nil
+
+	c.qmu.Lock()
+	if err := c.err; err != nil {
+		c.qmu.Unlock()
+		c.writers.Add(-1)
+		c.wmu.Unlock()
+		return err
+	}
+	c.queue = append(c.queue, cl)
+	head := len(c.queue) == 1
+	c.qmu.Unlock()
+	werr := c.nc.SetWriteDeadline(deadline)
+	if werr == nil {
+		werr = req.Write(c.bw)
+	}
+	if c.writers.Add(-1) == 0 && werr == nil {
+		werr = c.bw.Flush()
+	}
+	c.wmu.Unlock()
+	if werr != nil {
+		c.fail(werr)
+	}
+	if !head {
+		// Every caller not at the head when it queued is sent exactly one
+		// signal: the turn, or the failure that emptied the queue.
+		<-cl.turn
+	}
+	if werr != nil {
+		return werr
+	}
+	if cl.err != nil {
+		return cl.err
+	}
+	return c.read(cl, req, resp, deadline)
+}
+
+// read reads the answer of cl, which has the turn, then hands the turn on.
+func (c *conn) read(cl *call, req *fasthttp.Request, resp *fasthttp.Response, deadline time.Time) error {
+	err := c.nc.SetReadDeadline(deadline)
+	if err == nil {
+		resp.SkipBody = req.Header.IsHead()
+		err = resp.ReadLimitBody(c.br, c.pool.maxBody)
+	}
+	if err != nil {
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			err = fasthttp.ErrTimeout
+		}
+		c.fail(err)
+		return err
+	}
+	c.qmu.Lock()
+	if len(c.queue) > 0 && c.queue[0] == cl {
+		copy(c.queue, c.queue[1:])
+		c.queue[len(c.queue)-1] = nil
+		c.queue = c.queue[:len(c.queue)-1]
+	}
+	if resp.ConnectionClose() {
+		// Nothing queued behind will be answered: all of it fails.
+		c.breakLocked(errConnClosed, 0)
+		c.qmu.Unlock()
+		return nil
+	}
+	var next *call
+	if len(c.queue) > 0 {
+		next = c.queue[0]
+	} else {
+		c.idleFrom.Store(time.Now().UnixNano())
+	}
+	c.qmu.Unlock()
+	if next != nil {
+		next.turn <- struct{}{}
+	}
+	return nil
+}
+
+// pick chooses the connection for one request and counts it there. fresh
+// means a new connection the caller must dial: it comes locked for writing
+// so that requests pipelined on it meanwhile wait for the dial.
+func (p *hostPool) pick() (c *conn, fresh bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var best *conn
+	var bestLoad int32
+	for _, x := range p.conns {
+		if n := x.load.Load(); best == nil || n < bestLoad {
+			best, bestLoad = x, n
+			if n == 0 {
+				break
+			}
+		}
+	}
+	if best == nil || (bestLoad > 0 && len(p.conns) < p.max) {
+		best, fresh = &conn{pool: p}, true
+		best.wmu.Lock()
+		p.conns = append(p.conns, best)
+	}
+	best.load.Add(1)
+	best.writers.Add(1)
+	return best, fresh
+}
+
+// dial connects c, which the caller holds locked for writing. On failure
+// the connection is dropped and the callers queued on it fail as well.
+func (c *conn) dial(deadline time.Time) error {
+	d := net.Dialer{Deadline: deadline}
+	nc, err := d.Dial("tcp", c.pool.addr)
+	if err != nil {
+		c.qmu.Lock()
+		c.err = fmt.Errorf("dial: %w", err)
+		c.qmu.Unlock()
+		c.pool.remove(c)
+		c.writers.Add(-1)
+		c.load.Add(-1)
+		c.wmu.Unlock()
+		return c.err
+	}
+	c.nc = nc
+	c.br = bufio.NewReaderSize(nc, 4096)
+	c.bw = bufio.NewWriterSize(nc, 4096)
+	return nil
+}
+
+// fail breaks c with err: it is closed and forgotten, and every caller
+// queued on it except the head (which learns it from its own read) is told.
+func (c *conn) fail(err error) {
+	c.qmu.Lock()
+	c.breakLocked(err, 1)
+	c.qmu.Unlock()
+}
+
+// breakLocked closes c (once) and fails the queued callers from index
+// from on. Lock order: qmu, then pool.mu.
+func (c *conn) breakLocked(err error, from int) {
+	if c.err == nil {
+		c.err = err
+		c.pool.remove(c)
+		_ = c.nc.Close()
+	}
+	if len(c.queue) > from {
+		for _, cl := range c.queue[from:] {
+			cl.err = err
+			cl.turn <- struct{}{}
+		}
+		clear(c.queue[from:])
+		c.queue = c.queue[:from]
+	}
+}
+
+func (p *hostPool) remove(c *conn) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for i, x := range p.conns {
+		if x == c {
+			p.conns[i] = p.conns[len(p.conns)-1]
+			p.conns[len(p.conns)-1] = nil
+			p.conns = p.conns[:len(p.conns)-1]
+			return
+		}
+	}
+}
+
+// closeIdle closes the connections idle since before now-maxIdle and
+// returns how many are left.
+func (p *hostPool) closeIdle(now time.Time) int {
+	p.mu.Lock()
+	var idle []*conn
+	kept := p.conns[:0]
+	for _, c := range p.conns {
+		// load is counted under mu: at 0 nobody is using c or about to.
+		if from := c.idleFrom.Load(); c.load.Load() == 0 && from != 0 && now.UnixNano()-from > int64(p.maxIdle) {
+			idle = append(idle, c)
+			continue
+		}
+		kept = append(kept, c)
+	}
+	clear(p.conns[len(kept):])
+	p.conns = kept
+	left := len(kept)
+	p.mu.Unlock()
+	for _, c := range idle {
+		c.fail(errIdle)
+	}
+	return left
+}
+
+var errIdle = errors.New("connection closed after idling")
+
+// connCount is the number of open (or opening) connections.
+func (p *hostPool) connCount() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.conns)
+}

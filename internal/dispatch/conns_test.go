@@ -1,0 +1,288 @@
+package dispatch
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/valyala/fasthttp"
+)
+
+// echoID answers every request with its X-Message-Id as the body.
+func echoServers(t *testing.T) map[string]string {
+	t.Helper()
+	addrs := map[string]string{}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fs := &fasthttp.Server{Handler: func(c *fasthttp.RequestCtx) {
+		if rand.IntN(4) == 0 {
+			time.Sleep(time.Duration(rand.IntN(500)) * time.Microsecond)
+		}
+		c.SetBody(c.Request.Header.Peek("X-Message-Id"))
+	}}
+	go fs.Serve(ln)
+	t.Cleanup(func() { _ = fs.Shutdown() })
+	addrs["fasthttp"] = ln.Addr().String()
+
+	ln2, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		if rand.IntN(4) == 0 {
+			time.Sleep(time.Duration(rand.IntN(500)) * time.Microsecond)
+		}
+		_, _ = w.Write([]byte(r.Header.Get("X-Message-Id")))
+	})}
+	go hs.Serve(ln2)
+	t.Cleanup(func() { _ = hs.Close() })
+	addrs["net/http"] = ln2.Addr().String()
+	return addrs
+}
+
+// TestPipelinedAnswersReachTheirRequests: with more concurrent requests
+// than connections, requests are pipelined, and each caller gets the
+// answer to its own request, against the two common Go servers.
+func TestPipelinedAnswersReachTheirRequests(t *testing.T) {
+	for name, addr := range echoServers(t) {
+		t.Run(name, func(t *testing.T) {
+			d, err := New(Config{MaxConnsPerHost: 2, Timeout: 5 * time.Second, MaxResponseBytes: 1 << 10})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var wg sync.WaitGroup
+			var bad atomic.Int64
+			for g := range 32 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for i := range 50 {
+						id := fmt.Sprintf("%d-%d", g, i)
+						m := msg(map[string]string{"payload": strings.Repeat("x", rand.IntN(3000))})
+						m.ID = id
+						res, err := d.Do(&Request{Addr: addr, Method: "POST", Path: "/", Route: "r", Msg: m, Attempt: 1, KeepBody: true})
+						if err != nil || res.Status != 200 || string(res.Body) != id {
+							if bad.Add(1) < 5 {
+								t.Errorf("request %s: status %d body %q err %v", id, res.Status, res.Body, err)
+							}
+						}
+					}
+				}()
+			}
+			wg.Wait()
+			if n := d.host(addr).connCount(); n > 2 {
+				t.Errorf("%d connections, want at most 2", n)
+			}
+		})
+	}
+}
+
+// rawServer accepts connections and hands each to serve.
+func rawServer(t *testing.T, serve func(c net.Conn)) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				serve(c)
+			}()
+		}
+	}()
+	return ln.Addr().String()
+}
+
+// readRequests reads pipelined requests from c and calls answer for each,
+// until answer returns false or the connection ends.
+func readRequests(c net.Conn, answer func(n int, req *fasthttp.Request) bool) {
+	br := bufio.NewReader(c)
+	for n := 0; ; n++ {
+		var req fasthttp.Request
+		if err := req.Read(br); err != nil {
+			return
+		}
+		if !answer(n, &req) {
+			return
+		}
+	}
+}
+
+// TestPipelineFailuresAreReportedNotHung: a connection that breaks with
+// requests queued on it fails each of them promptly (a transport error the
+// router retries), and the next requests work on a new connection.
+func TestPipelineFailuresAreReportedNotHung(t *testing.T) {
+	cases := map[string]func(c net.Conn){
+		// Answers the first request with Connection: close, then closes.
+		"connection close": func(c net.Conn) {
+			readRequests(c, func(n int, req *fasthttp.Request) bool {
+				time.Sleep(20 * time.Millisecond) // let the others queue
+				_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+				return false
+			})
+		},
+		// Resets the connection without answering.
+		"reset": func(c net.Conn) {
+			readRequests(c, func(n int, req *fasthttp.Request) bool {
+				time.Sleep(20 * time.Millisecond)
+				return false
+			})
+		},
+		// Never answers: the head times out.
+		"hang": func(c net.Conn) {
+			readRequests(c, func(n int, req *fasthttp.Request) bool { return true })
+		},
+		// Answers garbage.
+		"garbage": func(c net.Conn) {
+			readRequests(c, func(n int, req *fasthttp.Request) bool {
+				time.Sleep(20 * time.Millisecond)
+				_, _ = io.WriteString(c, "SMTP ready\r\n\r\n")
+				return true
+			})
+		},
+	}
+	for name, serve := range cases {
+		t.Run(name, func(t *testing.T) {
+			addr := rawServer(t, serve)
+			d, _ := New(Config{MaxConnsPerHost: 1, Timeout: 300 * time.Millisecond})
+			start := time.Now()
+			var wg sync.WaitGroup
+			var ok, failed atomic.Int64
+			for range 8 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					res, err := d.Do(&Request{Addr: addr, Method: "POST", Path: "/", Route: "r", Msg: msg(nil), Attempt: 1})
+					switch {
+					case err != nil:
+						failed.Add(1)
+					case res.Status == 200:
+						ok.Add(1)
+					default:
+						t.Errorf("status %d without error", res.Status)
+					}
+				}()
+			}
+			wg.Wait()
+			if e := time.Since(start); e > 2*time.Second {
+				t.Errorf("8 requests took %s on a broken connection, want about one timeout", e)
+			}
+			if failed.Load() == 0 {
+				t.Errorf("%d ok, no failure on a broken connection", ok.Load())
+			}
+			if name == "connection close" && ok.Load() == 0 {
+				t.Error("the answered request failed too")
+			}
+			if n := d.host(addr).connCount(); n > 1 {
+				t.Errorf("%d connections kept, want at most 1", n)
+			}
+		})
+	}
+}
+
+// TestPipelineRecoversAfterABrokenConnection: after a connection breaks,
+// new requests get a new one.
+func TestPipelineRecoversAfterABrokenConnection(t *testing.T) {
+	var conns atomic.Int64
+	addr := rawServer(t, func(c net.Conn) {
+		first := conns.Add(1) == 1
+		readRequests(c, func(n int, req *fasthttp.Request) bool {
+			if first {
+				return false // the first connection dies unanswered
+			}
+			_, _ = io.WriteString(c, "HTTP/1.1 204 No Content\r\n\r\n")
+			return true
+		})
+	})
+	d, _ := New(Config{MaxConnsPerHost: 1, Timeout: time.Second})
+	r := &Request{Addr: addr, Method: "POST", Path: "/", Route: "r", Msg: msg(nil), Attempt: 1}
+	if _, err := d.Do(r); err == nil {
+		t.Fatal("unanswered request gave no error")
+	}
+	for i := range 3 {
+		if res, err := d.Do(r); err != nil || res.Status != 204 {
+			t.Fatalf("request %d after the break: status %d err %v", i, res.Status, err)
+		}
+	}
+	if n := conns.Load(); n != 2 {
+		t.Errorf("%d connections dialed, want 2", n)
+	}
+}
+
+// TestDialFailureFailsEveryQueuedCaller: requests that queued on a
+// connection being dialed fail with the dial's error, at once.
+func TestDialFailureFailsEveryQueuedCaller(t *testing.T) {
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	addr := ln.Addr().String()
+	ln.Close()
+	d, _ := New(Config{MaxConnsPerHost: 1, Timeout: 5 * time.Second})
+	start := time.Now()
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := d.Do(&Request{Addr: addr, Method: "POST", Path: "/", Route: "r", Msg: msg(nil), Attempt: 1})
+			var oe *net.OpError
+			if !errors.As(err, &oe) {
+				t.Errorf("error %v, want the dial's", err)
+			}
+		}()
+	}
+	wg.Wait()
+	if e := time.Since(start); e > time.Second {
+		t.Errorf("refused dials took %s", e)
+	}
+}
+
+// TestIdleConnectionsAreClosed: a connection unused for maxIdle is closed
+// by the sweep, and the pool of an instance without connections is
+// forgotten.
+func TestIdleConnectionsAreClosed(t *testing.T) {
+	var closed atomic.Int64
+	addr := rawServer(t, func(c net.Conn) {
+		readRequests(c, func(n int, req *fasthttp.Request) bool {
+			_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+			return true
+		})
+		closed.Add(1)
+	})
+	d, _ := New(Config{})
+	if _, err := d.Do(&Request{Addr: addr, Method: "POST", Path: "/", Route: "r", Msg: msg(nil), Attempt: 1}); err != nil {
+		t.Fatal(err)
+	}
+	d.sweep(time.Now().Add(sweepEvery / 2))
+	if n := d.host(addr).connCount(); n != 1 {
+		t.Fatalf("%d connections before maxIdle, want 1", n)
+	}
+	d.sweep(time.Now().Add(sweepEvery + maxIdle))
+	if _, ok := d.hosts.Load(addr); ok {
+		t.Error("pool without connections still kept")
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for closed.Load() == 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if closed.Load() != 1 {
+		t.Error("idle connection not closed")
+	}
+}
