@@ -19,7 +19,7 @@ CATEGORIES = [
     ("gc-bg", ["runtime.gcBgMarkWorker"]),
     ("gc-assist", ["runtime.gcAssistAlloc"]),
     ("sysmon", ["runtime.sysmon"]),
-    ("http", ["fasthttp.(*HostClient).Do", "fasthttp.(*Client).Do"]),
+    ("http", ["fasthttp.(*HostClient).Do", "fasthttp.(*Client).Do", "dispatch.(*hostPool).do"]),
     ("build", ["dispatch.build", "main.floorPost"]),
     ("read", ["streams.(*Group).Read", "main.floorRead", "XReadGroup"]),
     ("ack", ["AckMany", "main.floorAcker", "XAck"]),

@@ -81,13 +81,14 @@ func newHostPool(addr string, max, maxBody int, maxIdle time.Duration) *hostPool
 	return &hostPool{addr: addr, max: max, maxBody: maxBody, maxIdle: maxIdle}
 }
 
-// do writes req on a connection and reads the answer into resp. A timeout
+// do writes the request (head, then body) on a connection and reads the
+// answer into resp (without a body if skipBody: the answer to HEAD). A timeout
 // reaching deadline before the answer breaks the connection: the requests
 // queued behind on it fail too, with a transport error (they are retried
 // like any transient failure). A request whose deadline passes while it is
 // queued behind a slow answer fails when its turn comes, so it may wait
 // past its deadline by up to the slow answer's remaining time.
-func (p *hostPool) do(req *fasthttp.Request, resp *fasthttp.Response, deadline time.Time) error {
+func (p *hostPool) do(head []byte, body string, skipBody bool, resp *fasthttp.Response, deadline time.Time) error {
 	c, fresh := p.pick()
 	if fresh {
 		if err := c.dial(deadline); err != nil {
@@ -109,11 +110,14 @@ func (p *hostPool) do(req *fasthttp.Request, resp *fasthttp.Response, deadline t
 		return err
 	}
 	c.queue = append(c.queue, cl)
-	head := len(c.queue) == 1
+	first := len(c.queue) == 1
 	c.qmu.Unlock()
 	werr := c.nc.SetWriteDeadline(deadline)
 	if werr == nil {
-		werr = req.Write(c.bw)
+		_, werr = c.bw.Write(head)
+	}
+	if werr == nil {
+		_, werr = c.bw.WriteString(body)
 	}
 	if c.writers.Add(-1) == 0 && werr == nil {
 		werr = c.bw.Flush()
@@ -122,7 +126,7 @@ func (p *hostPool) do(req *fasthttp.Request, resp *fasthttp.Response, deadline t
 	if werr != nil {
 		c.fail(werr)
 	}
-	if !head {
+	if !first {
 		// Every caller not at the head when it queued is sent exactly one
 		// signal: the turn, or the failure that emptied the queue.
 		<-cl.turn
@@ -133,14 +137,14 @@ func (p *hostPool) do(req *fasthttp.Request, resp *fasthttp.Response, deadline t
 	if cl.err != nil {
 		return cl.err
 	}
-	return c.read(cl, req, resp, deadline)
+	return c.read(cl, skipBody, resp, deadline)
 }
 
 // read reads the answer of cl, which has the turn, then hands the turn on.
-func (c *conn) read(cl *call, req *fasthttp.Request, resp *fasthttp.Response, deadline time.Time) error {
+func (c *conn) read(cl *call, skipBody bool, resp *fasthttp.Response, deadline time.Time) error {
 	err := c.nc.SetReadDeadline(deadline)
 	if err == nil {
-		resp.SkipBody = req.Header.IsHead()
+		resp.SkipBody = skipBody
 		err = resp.ReadLimitBody(c.br, c.pool.maxBody)
 	}
 	if err != nil {

@@ -106,8 +106,6 @@ func (d *Dispatcher) host(addr string) *hostPool {
 	return hp.(*hostPool)
 }
 
-var userAgent = []byte("msgroute-gateway")
-
 // maxIdle is how long a connection may sit unused before it is closed.
 const maxIdle = 30 * time.Second
 
@@ -132,12 +130,12 @@ func (d *Dispatcher) sweep(now time.Time) {
 // Do sends r and waits for the answer or the timeout. A non-nil error is a
 // transport failure (connection refused, reset, timeout) or ErrBadPath.
 func (d *Dispatcher) Do(r *Request) (Result, error) {
-	req := fasthttp.AcquireRequest()
-	resp := fasthttp.AcquireResponse()
-	defer fasthttp.ReleaseRequest(req)
-	defer fasthttp.ReleaseResponse(resp)
-
-	dropped, err := build(req, r)
+	buf := heads.Get().(*[]byte)
+	defer heads.Put(buf)
+	head, dropped, err := build((*buf)[:0], r)
+	if cap(head) <= maxKeptHead {
+		*buf = head[:0] // keep the grown buffer for the next request
+	}
 	if err != nil {
 		return Result{Dropped: dropped}, err
 	}
@@ -147,8 +145,9 @@ func (d *Dispatcher) Do(r *Request) (Result, error) {
 	}
 	now := time.Now()
 	d.sweep(now)
-	req.Header.SetUserAgentBytes(userAgent)
-	if err := d.host(r.Addr).do(req, resp, now.Add(timeout)); err != nil {
+	resp := fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseResponse(resp)
+	if err := d.host(r.Addr).do(head, r.Msg.Payload, r.Method == fasthttp.MethodHead, resp, now.Add(timeout)); err != nil {
 		return Result{Dropped: dropped}, fmt.Errorf("%s %s: %w", r.Method, r.Addr, err)
 	}
 	res := Result{Status: resp.StatusCode(), Dropped: dropped}
@@ -159,24 +158,23 @@ func (d *Dispatcher) Do(r *Request) (Result, error) {
 	return res, nil
 }
 
-// build fills req from r: method, URI on the chosen instance, body and the
-// CONTRACT's headers. It returns how many attributes were not forwarded.
-func build(req *fasthttp.Request, r *Request) (int, error) {
+// heads recycles the buffers requests' heads are rendered in.
+var heads = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
+
+// maxKeptHead bounds a head buffer kept for reuse (attributes may be large).
+const maxKeptHead = 64 << 10
+
+// build renders r's request line and headers (the CONTRACT's, plus
+// Host, User-Agent and Content-Length) onto dst, ready for the wire; the
+// body is the message's payload. It returns how many attributes were not
+// forwarded. Every name and value is checked (tokens; no CR, LF or other
+// control bytes), so nothing in an entry can split the request or add a
+// header of its own; the path was checked by the rules, and again here.
+func build(dst []byte, r *Request) ([]byte, int, error) {
 	m := r.Msg
-	if !validPath(r.Path) {
-		return 0, fmt.Errorf("%q: %w", r.Path, ErrBadPath)
+	if !validPath(r.Path) || !validToken(r.Method) {
+		return dst, 0, fmt.Errorf("%q: %w", r.Path, ErrBadPath)
 	}
-	// URI and idempotency key are assembled in a stack buffer: fasthttp
-	// copies them, and string concatenation would allocate twice a request.
-	var scratch [256]byte
-	b := append(append(append(scratch[:0], "http://"...), r.Addr...), r.Path...)
-	req.SetRequestURIBytes(b)
-	if string(req.URI().Host()) != r.Addr {
-		return 0, fmt.Errorf("%q: %w", r.Path, ErrBadPath)
-	}
-	req.Header.SetMethod(r.Method)
-	req.SetBodyString(m.Payload)
-	h := &req.Header
 	dropped := 0
 	// content_type and correlation_id come from the stream's writers like
 	// attributes do; a value a strict server would reject falls back to the
@@ -188,27 +186,66 @@ func build(req *fasthttp.Request, r *Request) (int, error) {
 	if !validValue(corr) {
 		corr, dropped = m.ID, dropped+1
 	}
-	h.SetContentType(ct)
-	// The request is fresh and these names are distinct and canonical:
-	// Add appends without searching the headers set so far.
-	h.Add("X-Message-Id", m.ID)
-	h.Add("X-Stream", m.Stream)
-	h.Add("X-Route", r.Route)
-	h.Add("X-Correlation-Id", corr)
-	b = append(append(append(append(append(b[:0], m.Stream...), '/'), m.ID...), '/'), r.Route...)
-	h.AddBytesV("Idempotency-Key", b)
-	b = strconv.AppendInt(b[:0], int64(r.Attempt), 10)
-	h.AddBytesV("X-Delivery-Attempt", b)
-	name := scratch[:0] // the URI and key are copied by now: reuse the buffer
+	b := append(dst, r.Method...)
+	b = append(b, ' ')
+	b = append(b, r.Path...)
+	b = append(b, " HTTP/1.1\r\nHost: "...)
+	b = appendValue(b, r.Addr)
+	b = append(b, "\r\nUser-Agent: msgroute-gateway\r\nContent-Type: "...)
+	b = append(b, ct...)
+	b = append(b, "\r\nContent-Length: "...)
+	b = strconv.AppendInt(b, int64(len(m.Payload)), 10)
+	b = append(b, "\r\nX-Message-Id: "...)
+	b = appendValue(b, m.ID)
+	b = append(b, "\r\nX-Stream: "...)
+	b = appendValue(b, m.Stream)
+	b = append(b, "\r\nX-Route: "...)
+	b = appendValue(b, r.Route)
+	b = append(b, "\r\nX-Correlation-Id: "...)
+	b = append(b, corr...)
+	b = append(b, "\r\nIdempotency-Key: "...)
+	b = appendValue(b, m.Stream)
+	b = append(b, '/')
+	b = appendValue(b, m.ID)
+	b = append(b, '/')
+	b = appendValue(b, r.Route)
+	b = append(b, "\r\nX-Delivery-Attempt: "...)
+	b = strconv.AppendInt(b, int64(r.Attempt), 10)
+	b = append(b, "\r\n"...)
 	for k, v := range m.Headers {
 		if !validToken(k) || !validValue(v) {
 			dropped++
 			continue
 		}
-		name = appendAttrHeader(name[:0], k)
-		h.SetBytesKV(name, []byte(v))
+		b = appendAttrHeader(b, k)
+		b = append(b, ": "...)
+		b = append(b, v...)
+		b = append(b, "\r\n"...)
 	}
-	return dropped, nil
+	return append(b, "\r\n"...), dropped, nil
+}
+
+// appendValue appends a header value the gateway itself chose (stream,
+// route, entry ID, address), with any control byte turned into a space:
+// they come from configuration and Redis, never expected to hold one.
+func appendValue(dst []byte, v string) []byte {
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; (c < ' ' && c != '\t') || c == 0x7f {
+			return appendValueSlow(dst, v)
+		}
+	}
+	return append(dst, v...)
+}
+
+func appendValueSlow(dst []byte, v string) []byte {
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		if (c < ' ' && c != '\t') || c == 0x7f {
+			c = ' '
+		}
+		dst = append(dst, c)
+	}
+	return dst
 }
 
 // validPath accepts an origin-form path: it starts with "/", is not
@@ -226,8 +263,8 @@ func validPath(p string) bool {
 	return true
 }
 
-// appendAttrHeader renders attribute k as X-Msg-K in canonical form
-// (order_id -> X-Msg-Order_id, region -> X-Msg-Region).
+// appendAttrHeader renders attribute k as the header name X-Msg-K in
+// canonical form (order_id -> X-Msg-Order_id, region -> X-Msg-Region).
 func appendAttrHeader(dst []byte, k string) []byte {
 	dst = append(dst, "X-Msg-"...)
 	upper := true
