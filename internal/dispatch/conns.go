@@ -57,6 +57,9 @@ type conn struct {
 
 	wmu sync.Mutex // serializes writes; held by the dialer until connected
 	bw  *bufio.Writer
+	wdl int64 // write deadline set on nc (unix ns); under wmu
+
+	rdl int64 // read deadline set on nc (unix ns); owned by the turn
 
 	qmu   sync.Mutex
 	queue []*call // written and unanswered; queue[0] has the turn
@@ -112,7 +115,7 @@ func (p *hostPool) do(head []byte, body string, skipBody bool, resp *fasthttp.Re
 	c.queue = append(c.queue, cl)
 	first := len(c.queue) == 1
 	c.qmu.Unlock()
-	werr := c.nc.SetWriteDeadline(deadline)
+	werr := c.setWriteDeadline(deadline)
 	if werr == nil {
 		_, werr = c.bw.Write(head)
 	}
@@ -142,7 +145,7 @@ func (p *hostPool) do(head []byte, body string, skipBody bool, resp *fasthttp.Re
 
 // read reads the answer of cl, which has the turn, then hands the turn on.
 func (c *conn) read(cl *call, skipBody bool, resp *fasthttp.Response, deadline time.Time) error {
-	err := c.nc.SetReadDeadline(deadline)
+	err := c.setReadDeadline(deadline)
 	if err == nil {
 		resp.SkipBody = skipBody
 		err = resp.ReadLimitBody(c.br, c.pool.maxBody)
@@ -176,6 +179,36 @@ func (c *conn) read(cl *call, skipBody bool, resp *fasthttp.Response, deadline t
 	c.qmu.Unlock()
 	if next != nil {
 		next.turn <- struct{}{}
+	}
+	return nil
+}
+
+// Deadlines are rounded up to these steps and set on the connection only
+// when the rounded value changes: setting one costs a clock read and a
+// timer update, and back-to-back requests mostly share it. An answer may
+// so take up to readStep longer than its timeout to fail.
+const (
+	readStep  = int64(10 * time.Millisecond)
+	writeStep = int64(100 * time.Millisecond)
+)
+
+func roundUp(t time.Time, step int64) int64 {
+	n := t.UnixNano()
+	return n + (step-n%step)%step
+}
+
+func (c *conn) setWriteDeadline(t time.Time) error {
+	if d := roundUp(t, writeStep); d != c.wdl {
+		c.wdl = d
+		return c.nc.SetWriteDeadline(time.Unix(0, d))
+	}
+	return nil
+}
+
+func (c *conn) setReadDeadline(t time.Time) error {
+	if d := roundUp(t, readStep); d != c.rdl {
+		c.rdl = d
+		return c.nc.SetReadDeadline(time.Unix(0, d))
 	}
 	return nil
 }
