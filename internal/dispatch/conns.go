@@ -31,9 +31,8 @@ type hostPool struct {
 	maxBody int
 	maxIdle time.Duration
 
-	mu      sync.Mutex
-	conns   []*conn
-	dialing bool // a connection is being dialed
+	mu    sync.Mutex
+	conns []*conn
 }
 
 // conn is one connection and the requests written on it, answered in
@@ -214,11 +213,9 @@ func (c *conn) setReadDeadline(t time.Time) error {
 	return nil
 }
 
-// pick chooses the connection for one request and counts it there: an
-// idle one, else a new one while below max and no other dial is under way,
-// else the least loaded. fresh means a new connection the caller must
-// dial: it comes locked for writing so that requests pipelined on it
-// meanwhile wait for the dial.
+// pick chooses the connection for one request and counts it there. fresh
+// means a new connection the caller must dial: it comes locked for writing
+// so that requests pipelined on it meanwhile wait for the dial.
 func (p *hostPool) pick() (c *conn, fresh bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -232,13 +229,8 @@ func (p *hostPool) pick() (c *conn, fresh bool) {
 			}
 		}
 	}
-	// One dial at a time: a burst arriving at an idle instance would
-	// otherwise open max connections at once (a dial storm the instance
-	// pays for too); the burst pipelines on the connections there are
-	// while they grow one by one.
-	if best == nil || (bestLoad > 0 && len(p.conns) < p.max && !p.dialing) {
+	if best == nil || (bestLoad > 0 && len(p.conns) < p.max) {
 		best, fresh = &conn{pool: p}, true
-		p.dialing = true
 		best.wmu.Lock()
 		p.conns = append(p.conns, best)
 	}
@@ -252,9 +244,6 @@ func (p *hostPool) pick() (c *conn, fresh bool) {
 func (c *conn) dial(deadline time.Time) error {
 	d := net.Dialer{Deadline: deadline}
 	nc, err := d.Dial("tcp", c.pool.addr)
-	c.pool.mu.Lock()
-	c.pool.dialing = false
-	c.pool.mu.Unlock()
 	if err != nil {
 		c.qmu.Lock()
 		c.err = fmt.Errorf("dial: %w", err)
