@@ -286,3 +286,40 @@ func TestIdleConnectionsAreClosed(t *testing.T) {
 		t.Error("idle connection not closed")
 	}
 }
+
+// TestBurstOnSlowInstanceSpreadsOverConnections: a burst to an idle, slow
+// instance opens connections up to the cap rather than pipelining on the
+// first one (an instance serves one connection's requests in turn: 50
+// requests of 200 ms queued on one connection take 10 s).
+func TestBurstOnSlowInstanceSpreadsOverConnections(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var inflight, peak atomic.Int64
+	hs := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n := inflight.Add(1)
+		defer inflight.Add(-1)
+		for p := peak.Load(); n > p && !peak.CompareAndSwap(p, n); p = peak.Load() {
+		}
+		time.Sleep(200 * time.Millisecond)
+	})}
+	go hs.Serve(ln)
+	t.Cleanup(func() { _ = hs.Close() })
+	d, _ := New(Config{Timeout: time.Second}) // default cap: 32 connections
+	var wg sync.WaitGroup
+	for range 50 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			res, err := d.Do(&Request{Addr: ln.Addr().String(), Method: "POST", Path: "/", Route: "r", Msg: msg(nil), Attempt: 1})
+			if err != nil || res.Status != 200 {
+				t.Errorf("status %d, err %v", res.Status, err)
+			}
+		}()
+	}
+	wg.Wait()
+	if p := peak.Load(); p < 16 || p > 32 {
+		t.Errorf("instance served at most %d requests at once, want up to the cap of 32", p)
+	}
+}
