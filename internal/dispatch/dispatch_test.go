@@ -177,6 +177,34 @@ func BenchmarkDo(b *testing.B) {
 	})
 }
 
+// BenchmarkDoAtCap is BenchmarkDo with 64 concurrent callers and 2
+// connections allowed: 62 requests are always beyond the cap (pipelined;
+// before, waiting for a free connection).
+func BenchmarkDoAtCap(b *testing.B) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv := &fasthttp.Server{Handler: func(c *fasthttp.RequestCtx) {}}
+	go srv.Serve(ln)
+	defer srv.Shutdown()
+	d, err := New(Config{MaxConnsPerHost: 2})
+	if err != nil {
+		b.Fatal(err)
+	}
+	m := msg(map[string]string{"payload": `{"id":1,"total":10}`, "type": "order.created", "tenant": "acme"})
+	b.ReportAllocs()
+	b.SetParallelism(32)
+	b.RunParallel(func(pb *testing.PB) {
+		r := &Request{Addr: ln.Addr().String(), Method: "POST", Path: "/orders", Route: "orders", Msg: m, Attempt: 1}
+		for pb.Next() {
+			if res, err := d.Do(r); err != nil || res.Status != 200 {
+				b.Fatal(res, err)
+			}
+		}
+	})
+}
+
 // TestDoBoundsConnectionsPerInstance: more concurrent attempts than
 // MaxConnsPerHost share that many connections (the rest wait for one)
 // instead of dialing more, and all of them succeed.
