@@ -323,3 +323,42 @@ func TestBurstOnSlowInstanceSpreadsOverConnections(t *testing.T) {
 		t.Errorf("instance served at most %d requests at once, want up to the cap of 32", p)
 	}
 }
+
+// TestHeadAnswersKeepThePipelineInStep: the answer to HEAD announces a
+// body it does not carry; reading it as bodiless keeps the answers that
+// follow on the connection matched to their requests.
+func TestHeadAnswersKeepThePipelineInStep(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", "5")
+		_, _ = w.Write([]byte(r.Header.Get("X-Message-Id")[:5]))
+	})}
+	go hs.Serve(ln)
+	t.Cleanup(func() { _ = hs.Close() })
+	d, _ := New(Config{MaxConnsPerHost: 1, Timeout: 2 * time.Second})
+	var wg sync.WaitGroup
+	for i := range 40 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			method := "POST"
+			if i%2 == 0 {
+				method = "HEAD"
+			}
+			m := msg(nil)
+			m.ID = fmt.Sprintf("%05d-0", i)
+			res, err := d.Do(&Request{Addr: ln.Addr().String(), Method: method, Path: "/", Route: "r", Msg: m, Attempt: 1, KeepBody: true})
+			want := m.ID[:5]
+			if method == "HEAD" {
+				want = ""
+			}
+			if err != nil || res.Status != 200 || string(res.Body) != want {
+				t.Errorf("%s %s: status %d body %q err %v, want body %q", method, m.ID, res.Status, res.Body, err, want)
+			}
+		}()
+	}
+	wg.Wait()
+}
