@@ -152,35 +152,15 @@ func BenchmarkBuild(b *testing.B) {
 
 // BenchmarkDo is one whole attempt against a loopback fasthttp server in
 // the same process (both sides' CPU), 8 concurrent callers.
-func BenchmarkDo(b *testing.B) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	srv := &fasthttp.Server{Handler: func(c *fasthttp.RequestCtx) {}}
-	go srv.Serve(ln)
-	defer srv.Shutdown()
-	d, err := New(Config{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	m := msg(map[string]string{"payload": `{"id":1,"total":10}`, "type": "order.created", "tenant": "acme"})
-	b.ReportAllocs()
-	b.SetParallelism(4)
-	b.RunParallel(func(pb *testing.PB) {
-		r := &Request{Addr: ln.Addr().String(), Method: "POST", Path: "/orders", Route: "orders", Msg: m, Attempt: 1}
-		for pb.Next() {
-			if res, err := d.Do(r); err != nil || res.Status != 200 {
-				b.Fatal(res, err)
-			}
-		}
-	})
-}
+func BenchmarkDo(b *testing.B) { benchDo(b, Config{}, 4) }
 
 // BenchmarkDoAtCap is BenchmarkDo with 64 concurrent callers and 2
 // connections allowed: 62 requests are always beyond the cap (pipelined;
 // before, waiting for a free connection).
-func BenchmarkDoAtCap(b *testing.B) {
+func BenchmarkDoAtCap(b *testing.B) { benchDo(b, Config{MaxConnsPerHost: 2}, 32) }
+
+// benchDo runs parallelism x GOMAXPROCS callers of Do with cfg.
+func benchDo(b *testing.B, cfg Config, parallelism int) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)
@@ -188,13 +168,13 @@ func BenchmarkDoAtCap(b *testing.B) {
 	srv := &fasthttp.Server{Handler: func(c *fasthttp.RequestCtx) {}}
 	go srv.Serve(ln)
 	defer srv.Shutdown()
-	d, err := New(Config{MaxConnsPerHost: 2})
+	d, err := New(cfg)
 	if err != nil {
 		b.Fatal(err)
 	}
 	m := msg(map[string]string{"payload": `{"id":1,"total":10}`, "type": "order.created", "tenant": "acme"})
 	b.ReportAllocs()
-	b.SetParallelism(32)
+	b.SetParallelism(parallelism)
 	b.RunParallel(func(pb *testing.PB) {
 		r := &Request{Addr: ln.Addr().String(), Method: "POST", Path: "/orders", Route: "orders", Msg: m, Attempt: 1}
 		for pb.Next() {
@@ -206,8 +186,8 @@ func BenchmarkDoAtCap(b *testing.B) {
 }
 
 // TestDoBoundsConnectionsPerInstance: more concurrent attempts than
-// MaxConnsPerHost share that many connections (the rest wait for one)
-// instead of dialing more, and all of them succeed.
+// MaxConnsPerHost share that many connections (the rest are pipelined on
+// them) instead of dialing more, and all of them succeed.
 func TestDoBoundsConnectionsPerInstance(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
