@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -42,9 +43,10 @@ type hostPool struct {
 // connection and an answer already buffered costs the next caller no
 // system call.
 type conn struct {
-	pool *hostPool
-	nc   net.Conn
-	br   *bufio.Reader
+	pool  *hostPool
+	nc    net.Conn
+	br    *bufio.Reader
+	nread countingReader // nc as br reads it; owned by the turn
 
 	// load is the requests picked for this connection and not finished;
 	// it steers the pick (under pool.mu) toward idle and lightly loaded
@@ -66,6 +68,18 @@ type conn struct {
 	err   error   // set once the connection is broken; final
 
 	idleFrom atomic.Int64 // unix ns when the queue last emptied; 0 before
+}
+
+// countingReader counts the bytes read through it.
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
 }
 
 // call is one request on a connection.
@@ -92,6 +106,22 @@ func newHostPool(addr string, max, maxBody int, maxIdle time.Duration) *hostPool
 // queued behind a slow answer fails when its turn comes, so it may wait
 // past its deadline by up to the slow answer's remaining time.
 func (p *hostPool) do(head []byte, body string, skipBody bool, resp *fasthttp.Response, deadline time.Time) error {
+	err := p.try(head, body, skipBody, resp, deadline)
+	if errors.Is(err, errStale) {
+		// The instance had closed the idle connection (keep-alive timeout)
+		// before this request reached it: nothing was answered, and the
+		// request goes once more, on another connection. Go's http.Transport
+		// does the same for requests carrying an Idempotency-Key.
+		err = p.try(head, body, skipBody, resp, deadline)
+	}
+	return err
+}
+
+// errStale wraps the failure of a request that was alone on a reused
+// connection and got not a byte back: the instance closed it while idle.
+var errStale = errors.New("idle connection closed by the instance")
+
+func (p *hostPool) try(head []byte, body string, skipBody bool, resp *fasthttp.Response, deadline time.Time) error {
 	c, fresh := p.pick()
 	if fresh {
 		if err := c.dial(deadline); err != nil {
@@ -114,6 +144,7 @@ func (p *hostPool) do(head []byte, body string, skipBody bool, resp *fasthttp.Re
 	}
 	c.queue = append(c.queue, cl)
 	first := len(c.queue) == 1
+	reused := first && c.idleFrom.Load() != 0 // idle since an earlier answer
 	c.qmu.Unlock()
 	werr := c.setWriteDeadline(deadline)
 	if werr == nil {
@@ -135,12 +166,21 @@ func (p *hostPool) do(head []byte, body string, skipBody bool, resp *fasthttp.Re
 		<-cl.turn
 	}
 	if werr != nil {
+		if reused {
+			return fmt.Errorf("%w: %w", errStale, werr)
+		}
 		return werr
 	}
 	if cl.err != nil {
 		return cl.err
 	}
-	return c.read(cl, skipBody, resp, deadline)
+	reused = reused && c.br.Buffered() == 0
+	before := c.nread.n
+	err := c.read(cl, skipBody, resp, deadline)
+	if err != nil && reused && c.nread.n == before && !errors.Is(err, fasthttp.ErrTimeout) {
+		return fmt.Errorf("%w: %w", errStale, err)
+	}
+	return err
 }
 
 // read reads the answer of cl, which has the turn, then hands the turn on.
@@ -255,7 +295,8 @@ func (c *conn) dial(deadline time.Time) error {
 		return c.err
 	}
 	c.nc = nc
-	c.br = bufio.NewReaderSize(nc, 4096)
+	c.nread.r = nc
+	c.br = bufio.NewReaderSize(&c.nread, 4096)
 	c.bw = bufio.NewWriterSize(nc, 4096)
 	return nil
 }

@@ -362,3 +362,44 @@ func TestHeadAnswersKeepThePipelineInStep(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// TestIdleConnectionClosedByTheInstanceIsRetried: an instance that closes
+// idle keep-alive connections (Node's default is after 5 s) makes the
+// next request on one fail before any answer; it is sent once more on a
+// new connection instead of failing the attempt. A request that fails on
+// a fresh connection is not sent twice.
+func TestIdleConnectionClosedByTheInstanceIsRetried(t *testing.T) {
+	var requests atomic.Int64
+	addr := rawServer(t, func(c net.Conn) {
+		readRequests(c, func(n int, req *fasthttp.Request) bool {
+			requests.Add(1)
+			_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+			return false // close right after the answer, as an idle timeout would
+		})
+	})
+	d, _ := New(Config{MaxConnsPerHost: 1, Timeout: time.Second})
+	r := &Request{Addr: addr, Method: "POST", Path: "/", Route: "r", Msg: msg(nil), Attempt: 1}
+	for i := range 3 {
+		time.Sleep(20 * time.Millisecond) // let the close arrive
+		if res, err := d.Do(r); err != nil || res.Status != 200 {
+			t.Fatalf("request %d: status %d err %v", i, res.Status, err)
+		}
+	}
+	if n := requests.Load(); n != 3 {
+		t.Errorf("instance saw %d requests, want 3", n)
+	}
+
+	var seen atomic.Int64
+	dead := rawServer(t, func(c net.Conn) {
+		readRequests(c, func(n int, req *fasthttp.Request) bool {
+			seen.Add(1)
+			return false // never answers
+		})
+	})
+	if _, err := d.Do(&Request{Addr: dead, Method: "POST", Path: "/", Route: "r", Msg: msg(nil), Attempt: 1}); err == nil {
+		t.Fatal("unanswered request gave no error")
+	}
+	if n := seen.Load(); n != 1 {
+		t.Errorf("request on a fresh connection sent %d times, want once", n)
+	}
+}
