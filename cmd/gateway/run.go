@@ -99,7 +99,9 @@ func serve(ctx context.Context, cfg *config.Config, set *rules.Set, log *slog.Lo
 		return err
 	}
 
-	disp, err := dispatch.New(dispatch.Config{Timeout: cfg.Dispatch.Timeout, MaxConnsPerHost: cfg.Dispatch.MaxConnsPerHost})
+	disp, err := dispatch.New(dispatch.Config{
+		Timeout: cfg.Dispatch.Timeout, MaxConnsPerHost: cfg.Dispatch.MaxConnsPerHost, NoPipelining: !cfg.Dispatch.Pipelining,
+	})
 	if err != nil {
 		return err
 	}

@@ -32,6 +32,11 @@ type hostPool struct {
 	maxBody int
 	maxIdle time.Duration
 
+	// slots, without pipelining, holds a token per request in flight, at
+	// most max: every request then finds an idle connection or room to
+	// dial one. nil with pipelining.
+	slots chan struct{}
+
 	mu    sync.Mutex
 	conns []*conn
 }
@@ -94,8 +99,33 @@ var calls = sync.Pool{New: func() any { return &call{turn: make(chan struct{}, 1
 // closed the connection.
 var errConnClosed = errors.New("connection closed by the instance before answering")
 
-func newHostPool(addr string, max, maxBody int, maxIdle time.Duration) *hostPool {
-	return &hostPool{addr: addr, max: max, maxBody: maxBody, maxIdle: maxIdle}
+func newHostPool(addr string, max, maxBody int, maxIdle time.Duration, pipelining bool) *hostPool {
+	p := &hostPool{addr: addr, max: max, maxBody: maxBody, maxIdle: maxIdle}
+	if !pipelining {
+		p.slots = make(chan struct{}, max)
+	}
+	return p
+}
+
+// errNoConn is the timeout of a request that found no free connection in
+// time (without pipelining).
+var errNoConn = fmt.Errorf("no free connection: %w", fasthttp.ErrTimeout)
+
+// acquire takes a slot (without pipelining), waiting until deadline.
+func (p *hostPool) acquire(deadline time.Time) error {
+	select {
+	case p.slots <- struct{}{}:
+		return nil
+	default:
+	}
+	t := time.NewTimer(time.Until(deadline))
+	defer t.Stop()
+	select {
+	case p.slots <- struct{}{}:
+		return nil
+	case <-t.C:
+		return errNoConn
+	}
 }
 
 // do writes the request (head, then body) on a connection and reads the
@@ -106,6 +136,12 @@ func newHostPool(addr string, max, maxBody int, maxIdle time.Duration) *hostPool
 // queued behind a slow answer fails when its turn comes, so it may wait
 // past its deadline by up to the slow answer's remaining time.
 func (p *hostPool) do(head []byte, body string, skipBody bool, resp *fasthttp.Response, deadline time.Time) error {
+	if p.slots != nil {
+		if err := p.acquire(deadline); err != nil {
+			return err
+		}
+		defer func() { <-p.slots }()
+	}
 	err := p.try(head, body, skipBody, resp, deadline)
 	if errors.Is(err, errStale) {
 		// The instance had closed the idle connection (keep-alive timeout)

@@ -403,3 +403,76 @@ func TestIdleConnectionClosedByTheInstanceIsRetried(t *testing.T) {
 		t.Errorf("request on a fresh connection sent %d times, want once", n)
 	}
 }
+
+// TestWithoutPipeliningRequestsWaitForAFreeConnection: with NoPipelining
+// a request beyond the cap waits for a connection to free up; none is
+// ever written on a connection with an unanswered request. With
+// pipelining the same load is pipelined (the check's own control).
+func TestWithoutPipeliningRequestsWaitForAFreeConnection(t *testing.T) {
+	for _, noPipe := range []bool{true, false} {
+		t.Run(fmt.Sprintf("NoPipelining=%v", noPipe), func(t *testing.T) {
+			var pipelined, conns atomic.Int64
+			addr := rawServer(t, func(c net.Conn) {
+				conns.Add(1)
+				br := bufio.NewReader(c)
+				for {
+					var req fasthttp.Request
+					if err := req.Read(br); err != nil {
+						return
+					}
+					time.Sleep(2 * time.Millisecond)
+					if br.Buffered() > 0 { // the next request came before this answer
+						pipelined.Add(1)
+					}
+					if _, err := io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"); err != nil {
+						return
+					}
+				}
+			})
+			d, _ := New(Config{MaxConnsPerHost: 2, Timeout: 5 * time.Second, NoPipelining: noPipe})
+			var wg sync.WaitGroup
+			for range 16 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for range 5 {
+						res, err := d.Do(&Request{Addr: addr, Method: "POST", Path: "/", Route: "r", Msg: msg(nil), Attempt: 1})
+						if err != nil || res.Status != 200 {
+							t.Errorf("status %d err %v", res.Status, err)
+						}
+					}
+				}()
+			}
+			wg.Wait()
+			if c := conns.Load(); c > 2 {
+				t.Errorf("%d connections, want at most 2", c)
+			}
+			if p := pipelined.Load(); noPipe && p != 0 {
+				t.Errorf("%d requests pipelined with NoPipelining", p)
+			} else if !noPipe && p == 0 {
+				t.Error("nothing pipelined at 8 callers per connection: the check proves nothing")
+			}
+		})
+	}
+}
+
+// TestWithoutPipeliningAWaitTimesOut: a request that finds no free
+// connection before its deadline fails as a timeout.
+func TestWithoutPipeliningAWaitTimesOut(t *testing.T) {
+	addr := rawServer(t, func(c net.Conn) {
+		readRequests(c, func(n int, req *fasthttp.Request) bool { return true }) // never answers
+	})
+	d, _ := New(Config{MaxConnsPerHost: 1, Timeout: 200 * time.Millisecond, NoPipelining: true})
+	errs := make(chan error, 2)
+	for range 2 {
+		go func() {
+			_, err := d.Do(&Request{Addr: addr, Method: "POST", Path: "/", Route: "r", Msg: msg(nil), Attempt: 1})
+			errs <- err
+		}()
+	}
+	for range 2 {
+		if err := <-errs; !errors.Is(err, fasthttp.ErrTimeout) {
+			t.Errorf("error %v, want a timeout", err)
+		}
+	}
+}

@@ -29,6 +29,10 @@ type Config struct {
 	// 512 and 15 ms with 32. Fewer connections with deeper pipelines cost
 	// less CPU per message but add queueing delay (see hostPool).
 	MaxConnsPerHost int
+	// NoPipelining makes a request that finds every connection busy wait
+	// for a free one (within its timeout) instead of being pipelined, for
+	// instances that mishandle pipelined requests.
+	NoPipelining bool
 	// MaxResponseBytes bounds a response body kept for request-reply;
 	// default 1 MiB. Larger answers fail the attempt.
 	MaxResponseBytes int
@@ -102,7 +106,7 @@ func (d *Dispatcher) host(addr string) *hostPool {
 	if hp, ok := d.hosts.Load(addr); ok {
 		return hp.(*hostPool)
 	}
-	hp, _ := d.hosts.LoadOrStore(addr, newHostPool(addr, d.cfg.MaxConnsPerHost, d.cfg.MaxResponseBytes, maxIdle))
+	hp, _ := d.hosts.LoadOrStore(addr, newHostPool(addr, d.cfg.MaxConnsPerHost, d.cfg.MaxResponseBytes, maxIdle, !d.cfg.NoPipelining))
 	return hp.(*hostPool)
 }
 
