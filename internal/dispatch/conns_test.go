@@ -127,37 +127,42 @@ func readRequests(c net.Conn, answer func(n int, req *fasthttp.Request) bool) {
 	}
 }
 
+// readQueued reads up to n requests from c, waiting at most a second.
+func readQueued(c net.Conn, n int) {
+	_ = c.SetReadDeadline(time.Now().Add(time.Second))
+	br := bufio.NewReader(c)
+	for range n {
+		var req fasthttp.Request
+		if err := req.Read(br); err != nil {
+			break
+		}
+	}
+	_ = c.SetReadDeadline(time.Time{})
+}
+
 // TestPipelineFailuresAreReportedNotHung: a connection that breaks with
 // requests queued on it fails each of them promptly (a transport error the
 // router retries), and the next requests work on a new connection.
 func TestPipelineFailuresAreReportedNotHung(t *testing.T) {
+	// Each server first reads the requests pipelined on the connection
+	// (all 8, or what came within a second), then breaks it.
 	cases := map[string]func(c net.Conn){
 		// Answers the first request with Connection: close, then closes.
 		"connection close": func(c net.Conn) {
-			readRequests(c, func(n int, req *fasthttp.Request) bool {
-				time.Sleep(20 * time.Millisecond) // let the others queue
-				_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
-				return false
-			})
+			readQueued(c, 8)
+			_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
 		},
-		// Resets the connection without answering.
-		"reset": func(c net.Conn) {
-			readRequests(c, func(n int, req *fasthttp.Request) bool {
-				time.Sleep(20 * time.Millisecond)
-				return false
-			})
-		},
+		// Closes the connection without answering.
+		"reset": func(c net.Conn) { readQueued(c, 8) },
 		// Never answers: the head times out.
 		"hang": func(c net.Conn) {
 			readRequests(c, func(n int, req *fasthttp.Request) bool { return true })
 		},
 		// Answers garbage.
 		"garbage": func(c net.Conn) {
-			readRequests(c, func(n int, req *fasthttp.Request) bool {
-				time.Sleep(20 * time.Millisecond)
-				_, _ = io.WriteString(c, "SMTP ready\r\n\r\n")
-				return true
-			})
+			readQueued(c, 8)
+			_, _ = io.WriteString(c, "SMTP ready\r\n\r\n")
+			readRequests(c, func(n int, req *fasthttp.Request) bool { return true })
 		},
 	}
 	for name, serve := range cases {
@@ -370,19 +375,26 @@ func TestHeadAnswersKeepThePipelineInStep(t *testing.T) {
 // a fresh connection is not sent twice.
 func TestIdleConnectionClosedByTheInstanceIsRetried(t *testing.T) {
 	var requests atomic.Int64
+	closed := make(chan struct{}, 8)
 	addr := rawServer(t, func(c net.Conn) {
 		readRequests(c, func(n int, req *fasthttp.Request) bool {
 			requests.Add(1)
 			_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
 			return false // close right after the answer, as an idle timeout would
 		})
+		_ = c.Close()
+		closed <- struct{}{}
 	})
 	d, _ := New(Config{MaxConnsPerHost: 1, Timeout: time.Second})
 	r := &Request{Addr: addr, Method: "POST", Path: "/", Route: "r", Msg: msg(nil), Attempt: 1}
 	for i := range 3 {
-		time.Sleep(20 * time.Millisecond) // let the close arrive
 		if res, err := d.Do(r); err != nil || res.Status != 200 {
 			t.Fatalf("request %d: status %d err %v", i, res.Status, err)
+		}
+		select {
+		case <-closed: // the next request goes on a connection already closed
+		case <-time.After(2 * time.Second):
+			t.Fatal("instance did not close the connection")
 		}
 	}
 	if n := requests.Load(); n != 3 {

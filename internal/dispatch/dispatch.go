@@ -1,6 +1,9 @@
 // Package dispatch is the HTTP adapter: it turns one routed message into one
-// fasthttp request to one chosen instance and reports the answer. It never
-// retries and never picks instances: the router does both.
+// HTTP/1.1 request to one chosen instance and reports the answer. It owns
+// the connections to instances (a pool per instance that pipelines requests
+// beyond its cap; see hostPool); fasthttp parses the answers. It never picks
+// instances and retries only a request that an idle connection closed by
+// the instance never delivered: the router picks and retries.
 package dispatch
 
 import (
