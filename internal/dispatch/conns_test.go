@@ -488,3 +488,74 @@ func TestWithoutPipeliningAWaitTimesOut(t *testing.T) {
 		}
 	}
 }
+
+// TestDialsAreBoundedAndWaitersServed: a burst to an idle instance dials
+// at most maxDials connections at a time; the requests waiting meanwhile
+// all get a connection (a new one or one freed up) and succeed.
+func TestDialsAreBoundedAndWaitersServed(t *testing.T) {
+	addr := rawServer(t, func(c net.Conn) {
+		readRequests(c, func(n int, req *fasthttp.Request) bool {
+			time.Sleep(5 * time.Millisecond)
+			_, err := io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+			return err == nil
+		})
+	})
+	d, _ := New(Config{MaxConnsPerHost: 32, Timeout: 5 * time.Second})
+	var dialing, peak, dials atomic.Int64
+	d.host(addr).dialer = func(addr string, deadline time.Time) (net.Conn, error) {
+		n := dialing.Add(1)
+		defer dialing.Add(-1)
+		dials.Add(1)
+		for p := peak.Load(); n > p && !peak.CompareAndSwap(p, n); p = peak.Load() {
+		}
+		time.Sleep(20 * time.Millisecond) // a slow network
+		return dialTCP(addr, deadline)
+	}
+	var wg sync.WaitGroup
+	for range 40 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			res, err := d.Do(&Request{Addr: addr, Method: "POST", Path: "/", Route: "r", Msg: msg(nil), Attempt: 1})
+			if err != nil || res.Status != 200 {
+				t.Errorf("status %d err %v", res.Status, err)
+			}
+		}()
+	}
+	wg.Wait()
+	if p := peak.Load(); p > maxDials {
+		t.Errorf("%d dials at once, want at most %d", p, maxDials)
+	}
+	if n := dials.Load(); n < maxDials || n > 32 {
+		t.Errorf("%d connections dialed, want between %d and the cap", n, maxDials)
+	}
+}
+
+// TestWaitForADialTimesOut: a request waiting for a dial slot gives up at
+// its deadline with a timeout.
+func TestWaitForADialTimesOut(t *testing.T) {
+	d, _ := New(Config{MaxConnsPerHost: 32, Timeout: 100 * time.Millisecond})
+	release := make(chan struct{})
+	defer close(release)
+	const addr = "127.0.0.1:1"
+	d.host(addr).dialer = func(addr string, deadline time.Time) (net.Conn, error) {
+		<-release // dials that never finish in time
+		return nil, errors.New("gave up")
+	}
+	errs := make(chan error, maxDials+2)
+	for range maxDials + 2 {
+		go func() {
+			_, err := d.Do(&Request{Addr: addr, Method: "POST", Path: "/", Route: "r", Msg: msg(nil), Attempt: 1})
+			errs <- err
+		}()
+	}
+	timeouts := 0
+	for range 2 {
+		if err := <-errs; errors.Is(err, fasthttp.ErrTimeout) {
+			timeouts++
+		}
+	}
+	if timeouts != 2 {
+		t.Errorf("%d of the first 2 failures are timeouts, want the 2 waiting requests", timeouts)
+	}
+}
