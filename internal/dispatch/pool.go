@@ -31,10 +31,9 @@ type hostPool struct {
 	maxBody int
 	maxIdle time.Duration
 
-	// slots, without pipelining, holds a token per request in flight, at
-	// most max: every request then finds an idle connection or room to
-	// dial one. nil with pipelining.
-	slots chan struct{}
+	// pipelining lets requests beyond max queue on busy connections;
+	// without it they wait for one to free up.
+	pipelining bool
 
 	// dialer connects to addr; a net.Dialer but in tests.
 	dialer func(addr string, deadline time.Time) (net.Conn, error)
@@ -47,11 +46,7 @@ type hostPool struct {
 }
 
 func newHostPool(addr string, max, maxBody int, maxIdle time.Duration, pipelining bool) *hostPool {
-	p := &hostPool{addr: addr, max: max, maxBody: maxBody, maxIdle: maxIdle, dialer: dialTCP}
-	if !pipelining {
-		p.slots = make(chan struct{}, max)
-	}
-	return p
+	return &hostPool{addr: addr, max: max, maxBody: maxBody, maxIdle: maxIdle, pipelining: pipelining, dialer: dialTCP}
 }
 
 func dialTCP(addr string, deadline time.Time) (net.Conn, error) {
@@ -59,26 +54,9 @@ func dialTCP(addr string, deadline time.Time) (net.Conn, error) {
 	return d.Dial("tcp", addr)
 }
 
-// errNoConn is the timeout of a request that found no connection in time
-// (without pipelining, or while the pool was growing).
+// errNoConn is the timeout of a request that waited for a connection in
+// vain (without pipelining, or while the pool was growing).
 var errNoConn = fmt.Errorf("no free connection: %w", fasthttp.ErrTimeout)
-
-// acquire takes a slot (without pipelining), waiting until deadline.
-func (p *hostPool) acquire(deadline time.Time) error {
-	select {
-	case p.slots <- struct{}{}:
-		return nil
-	default:
-	}
-	t := time.NewTimer(time.Until(deadline))
-	defer t.Stop()
-	select {
-	case p.slots <- struct{}{}:
-		return nil
-	case <-t.C:
-		return errNoConn
-	}
-}
 
 // do writes the request (head, then body) on a connection and reads the
 // answer into resp (without a body if skipBody: the answer to HEAD). A timeout
@@ -88,12 +66,6 @@ func (p *hostPool) acquire(deadline time.Time) error {
 // queued behind a slow answer fails when its turn comes, so it may wait
 // past its deadline by up to the slow answer's remaining time.
 func (p *hostPool) do(head []byte, body string, skipBody bool, resp *fasthttp.Response, deadline time.Time) error {
-	if p.slots != nil {
-		if err := p.acquire(deadline); err != nil {
-			return err
-		}
-		defer func() { <-p.slots }()
-	}
 	err := p.try(head, body, skipBody, resp, deadline)
 	if errors.Is(err, errStale) {
 		// The instance had closed the idle connection (keep-alive timeout)
@@ -115,13 +87,15 @@ const maxDials = 4
 
 // pick chooses the connection for one request and counts it there: an
 // idle one; else a new one, below the cap and while fewer than maxDials
-// dials are under way; else, at the cap, the least loaded (the request is
-// pipelined). Below the cap with maxDials dials under way it waits (until
-// deadline) for a dial to finish or a connection to free up: a request is
-// never queued behind another below the cap. fresh means a new connection
-// the caller must dial: it comes locked for writing so that requests
-// pipelined on it meanwhile wait for the dial.
+// dials are under way; else, at the cap and with pipelining, the least
+// loaded (the request is pipelined). Otherwise it waits (until deadline)
+// for a dial to finish or a connection to free up, and picks again: a
+// request is never queued behind another below the cap, nor at all without
+// pipelining. fresh means a new connection the caller must dial: it comes
+// locked for writing so that requests pipelined on it meanwhile wait for
+// the dial.
 func (p *hostPool) pick(deadline time.Time) (c *conn, fresh bool, err error) {
+	woken := false
 	for {
 		p.mu.Lock()
 		var best *conn
@@ -134,21 +108,29 @@ func (p *hostPool) pick(deadline time.Time) (c *conn, fresh bool, err error) {
 				}
 			}
 		}
+		atCap := len(p.conns) >= p.max
 		switch {
-		case best != nil && (bestLoad == 0 || len(p.conns) >= p.max):
-		case p.dialing < maxDials:
+		case best != nil && (bestLoad == 0 || atCap && p.pipelining):
+		case !atCap && p.dialing < maxDials:
 			best, fresh = &conn{pool: p}, true
 			best.wmu.Lock()
 			p.conns = append(p.conns, best)
 			p.dialing++
 		default:
+			// A request woken for nothing (another took the connection)
+			// keeps its place at the head of the line.
 			w := make(chan struct{}, 1)
-			p.waiters = append(p.waiters, w)
+			if woken {
+				p.waiters = slices.Insert(p.waiters, 0, w)
+			} else {
+				p.waiters = append(p.waiters, w)
+			}
 			p.nwait.Add(1)
 			p.mu.Unlock()
 			if err := p.wait(w, deadline); err != nil {
 				return nil, false, err
 			}
+			woken = true
 			continue
 		}
 		best.load.Add(1)
