@@ -71,9 +71,12 @@ var calls = sync.Pool{New: func() any { return &call{turn: make(chan struct{}, 1
 // closed the connection.
 var errConnClosed = errors.New("connection closed by the instance before answering")
 
-// errStale wraps the failure of a request that was alone on a reused
-// connection and got not a byte back: the instance closed it while idle.
-var errStale = errors.New("idle connection closed by the instance")
+// errStale wraps the failure of a request on a connection that was gone
+// before the request could reach the instance: it was alone on a reused
+// connection and got not a byte back (the instance had closed it while
+// idle), or the connection broke before it was written. do sends it once
+// more.
+var errStale = errors.New("connection closed before the request reached the instance")
 
 // try is one attempt of do: pick a connection, queue and write the
 // request on it, wait for the turn, read the answer. A failure that shows
@@ -97,10 +100,11 @@ func (p *hostPool) try(head []byte, body string, skipBody bool, resp *fasthttp.R
 
 	c.qmu.Lock()
 	if err := c.err; err != nil {
+		// Broken between the pick and the write: nothing was sent.
 		c.qmu.Unlock()
 		c.writers.Add(-1)
 		c.wmu.Unlock()
-		return err
+		return fmt.Errorf("%w: %w", errStale, err)
 	}
 	c.queue = append(c.queue, cl)
 	first := len(c.queue) == 1

@@ -68,10 +68,10 @@ var errNoConn = fmt.Errorf("no free connection: %w", fasthttp.ErrTimeout)
 func (p *hostPool) do(head []byte, body string, skipBody bool, resp *fasthttp.Response, deadline time.Time) error {
 	err := p.try(head, body, skipBody, resp, deadline)
 	if errors.Is(err, errStale) {
-		// The instance had closed the idle connection (keep-alive timeout)
-		// before this request reached it: nothing was answered, and the
-		// request goes once more, on another connection. Go's http.Transport
-		// does the same for requests carrying an Idempotency-Key.
+		// The connection was gone before this request reached the instance
+		// (closed while idle: a keep-alive timeout; or broken before the
+		// write): it goes once more, on another connection. Go's
+		// http.Transport does the same for requests with an Idempotency-Key.
 		err = p.try(head, body, skipBody, resp, deadline)
 	}
 	return err
