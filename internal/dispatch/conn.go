@@ -86,6 +86,7 @@ func (p *hostPool) try(head []byte, body string, skipBody bool, resp *fasthttp.R
 	if err != nil {
 		return err
 	}
+	defer c.load.Add(-1)
 	if fresh {
 		if err := c.dial(deadline); err != nil {
 			return err
@@ -94,7 +95,6 @@ func (p *hostPool) try(head []byte, body string, skipBody bool, resp *fasthttp.R
 		c.wmu.Lock()
 	}
 	cl := calls.Get().(*call)
-	defer c.load.Add(-1)
 	defer calls.Put(cl)
 	cl.err = nil
 
@@ -235,7 +235,6 @@ func (c *conn) dial(deadline time.Time) error {
 		c.qmu.Unlock()
 		c.pool.remove(c)
 		c.writers.Add(-1)
-		c.load.Add(-1)
 		c.wmu.Unlock()
 		return c.err
 	}

@@ -2,8 +2,8 @@
 // HTTP/1.1 request to one chosen instance and reports the answer. It owns
 // the connections to instances (a pool per instance that pipelines requests
 // beyond its cap; see hostPool); fasthttp parses the answers. It never picks
-// instances and retries only a request that an idle connection closed by
-// the instance never delivered: the router picks and retries.
+// instances, and resends a request only when its connection was gone
+// before the request reached the instance: the router picks and retries.
 package dispatch
 
 import (
@@ -81,8 +81,8 @@ type Dispatcher struct {
 	lastSweep atomic.Int64
 }
 
-// sweepEvery is how often pools of instances that hold no connection are
-// forgotten, so a churning fleet does not grow the map for ever.
+// sweepEvery is how often idle connections are closed and pools left
+// without any forgotten, so a churning fleet does not grow the map for ever.
 const sweepEvery = time.Minute
 
 // New returns a Dispatcher with cfg's defaults filled.
@@ -109,7 +109,7 @@ func (d *Dispatcher) host(addr string) *hostPool {
 	if hp, ok := d.hosts.Load(addr); ok {
 		return hp.(*hostPool)
 	}
-	hp, _ := d.hosts.LoadOrStore(addr, newHostPool(addr, d.cfg.MaxConnsPerHost, d.cfg.MaxResponseBytes, maxIdle, !d.cfg.NoPipelining))
+	hp, _ := d.hosts.LoadOrStore(addr, newHostPool(addr, d.cfg.MaxConnsPerHost, d.cfg.MaxResponseBytes, !d.cfg.NoPipelining))
 	return hp.(*hostPool)
 }
 

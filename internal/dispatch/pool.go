@@ -29,7 +29,6 @@ type hostPool struct {
 	addr    string
 	max     int
 	maxBody int
-	maxIdle time.Duration
 
 	// pipelining lets requests beyond max queue on busy connections;
 	// without it they wait for one to free up.
@@ -45,8 +44,8 @@ type hostPool struct {
 	nwait   atomic.Int32    // len(waiters), read without mu
 }
 
-func newHostPool(addr string, max, maxBody int, maxIdle time.Duration, pipelining bool) *hostPool {
-	return &hostPool{addr: addr, max: max, maxBody: maxBody, maxIdle: maxIdle, pipelining: pipelining, dialer: dialTCP}
+func newHostPool(addr string, max, maxBody int, pipelining bool) *hostPool {
+	return &hostPool{addr: addr, max: max, maxBody: maxBody, pipelining: pipelining, dialer: dialTCP}
 }
 
 func dialTCP(addr string, deadline time.Time) (net.Conn, error) {
@@ -194,7 +193,7 @@ func (p *hostPool) closeIdle(now time.Time) int {
 	kept := p.conns[:0]
 	for _, c := range p.conns {
 		// load is counted under mu: at 0 nobody is using c or about to.
-		if from := c.idleFrom.Load(); c.load.Load() == 0 && from != 0 && now.UnixNano()-from > int64(p.maxIdle) {
+		if from := c.idleFrom.Load(); c.load.Load() == 0 && from != 0 && now.UnixNano()-from > int64(maxIdle) {
 			idle = append(idle, c)
 			continue
 		}
