@@ -5,8 +5,6 @@ import (
 	"errors"
 	"math/rand/v2"
 	"time"
-
-	"github.com/msgroute/gateway/internal/streams"
 )
 
 // readLoop reads new entries of stream while ctx lives. It first re-reads
@@ -96,7 +94,7 @@ func (r *Router) claimLoop(ctx, workCtx context.Context, stream string) {
 func (r *Router) readFailed(ctx context.Context, stream, op string, err error) {
 	r.deps.Metrics.Errors.WithLabelValues(op).Inc()
 	r.log.Warn("read failed; backing off", "stream", stream, "op", op, "err", err)
-	if errors.Is(err, streams.ErrNoGroup) {
+	if errors.Is(err, ErrNoGroup) {
 		// Redis lost the group (restart without persistence): re-create it.
 		if err := r.deps.Source.EnsureGroup(ctx, stream); err != nil {
 			r.log.Warn("re-create consumer group failed", "stream", stream, "err", err)
@@ -109,7 +107,7 @@ func (r *Router) readFailed(ctx context.Context, stream, op string, err error) {
 // others), then hands it to a worker; each entry holds one slot, acquired by
 // the reader, until it is settled. If ctx ends while waiting, the remaining
 // entries stay pending in Redis and their slots are released.
-func (r *Router) start(ctx, workCtx context.Context, entries []streams.Entry) {
+func (r *Router) start(ctx, workCtx context.Context, entries []Entry) {
 	if len(entries) == 0 {
 		return
 	}

@@ -12,9 +12,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/msgroute/gateway/balancer"
-	"github.com/msgroute/gateway/internal/dispatch"
 	"github.com/msgroute/gateway/internal/metrics"
-	"github.com/msgroute/gateway/internal/streams"
 	"github.com/msgroute/gateway/rules"
 )
 
@@ -84,8 +82,8 @@ func (c *Config) fill() error {
 // Source reads a consumer group's entries.
 type Source interface {
 	EnsureGroup(ctx context.Context, stream string) error
-	Read(ctx context.Context, stream, id string, count int, block time.Duration) ([]streams.Entry, error)
-	Claim(ctx context.Context, stream, start string, minIdle time.Duration, count int) ([]streams.Entry, string, error)
+	Read(ctx context.Context, stream, id string, count int, block time.Duration) ([]Entry, error)
+	Claim(ctx context.Context, stream, start string, minIdle time.Duration, count int) ([]Entry, string, error)
 }
 
 // Settler acknowledges entries and manages their pending state.
@@ -115,7 +113,7 @@ type Picker interface {
 
 // Sender performs one HTTP attempt.
 type Sender interface {
-	Do(r *dispatch.Request) (dispatch.Result, error)
+	Do(r *Request) (Result, error)
 }
 
 // Deps are the router's collaborators; all are required.

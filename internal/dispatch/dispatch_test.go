@@ -11,6 +11,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/msgroute/gateway/router"
 	"github.com/msgroute/gateway/rules"
 )
 
@@ -46,7 +47,7 @@ func TestDoSendsContractHeaders(t *testing.T) {
 		t.Fatal(err)
 	}
 	m := msg(map[string]string{"payload": `{"a":1}`, "tenant": "acme", "order_id": "7", "correlation_id": "c1"})
-	res, err := d.Do(&Request{Addr: addr, Method: "PUT", Path: "/x?y=1", Route: "r1", Msg: m, Attempt: 2, KeepBody: true})
+	res, err := d.Do(&router.Request{Addr: addr, Method: "PUT", Path: "/x?y=1", Route: "r1", Msg: m, Attempt: 2, KeepBody: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,7 +82,7 @@ func TestDoDropsUnsafeAttributes(t *testing.T) {
 		"tab":            "a\tb",
 		"looooong" + "x": string(make([]byte, 9000)),
 	})
-	res, err := d.Do(&Request{Addr: addr, Method: "POST", Path: "/", Route: "r", Msg: m, Attempt: 1})
+	res, err := d.Do(&router.Request{Addr: addr, Method: "POST", Path: "/", Route: "r", Msg: m, Attempt: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,8 +101,8 @@ func TestDoDropsUnsafeAttributes(t *testing.T) {
 func TestDoRejectsPathsLeavingTheInstance(t *testing.T) {
 	d, _ := New(Config{})
 	for _, p := range []string{"", "orders", "//evil.example/x", "/a b", "/a\r\nHost: x", "/#frag", "http://evil/"} {
-		_, err := d.Do(&Request{Addr: "127.0.0.1:1", Method: "POST", Path: p, Route: "r", Msg: msg(nil), Attempt: 1})
-		if !errors.Is(err, ErrBadPath) {
+		_, err := d.Do(&router.Request{Addr: "127.0.0.1:1", Method: "POST", Path: p, Route: "r", Msg: msg(nil), Attempt: 1})
+		if !errors.Is(err, router.ErrBadPath) {
 			t.Errorf("Do(path %q) error = %v, want ErrBadPath", p, err)
 		}
 	}
@@ -112,7 +113,7 @@ func TestDoTransportErrors(t *testing.T) {
 	ln, _ := net.Listen("tcp", "127.0.0.1:0")
 	addr := ln.Addr().String()
 	ln.Close() // nothing listens: connection refused
-	if _, err := d.Do(&Request{Addr: addr, Method: "POST", Path: "/", Route: "r", Msg: msg(nil), Attempt: 1}); err == nil {
+	if _, err := d.Do(&router.Request{Addr: addr, Method: "POST", Path: "/", Route: "r", Msg: msg(nil), Attempt: 1}); err == nil {
 		t.Error("refused connection gave no error")
 	}
 	// A server that accepts and never answers: timeout.
@@ -128,7 +129,7 @@ func TestDoTransportErrors(t *testing.T) {
 		}
 	}()
 	start := time.Now()
-	_, err := d.Do(&Request{Addr: hang.Addr().String(), Method: "POST", Path: "/", Route: "r", Msg: msg(nil), Attempt: 1})
+	_, err := d.Do(&router.Request{Addr: hang.Addr().String(), Method: "POST", Path: "/", Route: "r", Msg: msg(nil), Attempt: 1})
 	if !errors.Is(err, fasthttp.ErrTimeout) {
 		t.Errorf("hanging server error = %v, want timeout", err)
 	}
@@ -139,14 +140,14 @@ func TestDoTransportErrors(t *testing.T) {
 
 func BenchmarkBuild(b *testing.B) {
 	m := msg(map[string]string{"payload": `{"id":1,"total":10}`, "type": "order.created", "tenant": "acme"})
-	r := &Request{Addr: "127.0.0.1:8080", Method: "POST", Path: "/orders", Route: "orders", Msg: m, Attempt: 1}
+	r := &router.Request{Addr: "127.0.0.1:8080", Method: "POST", Path: "/orders", Route: "orders", Msg: m, Attempt: 1}
 	b.ReportAllocs()
-	var buf []byte
 	for b.Loop() {
-		var err error
-		if buf, _, err = build(buf[:0], r); err != nil {
+		req := fasthttp.AcquireRequest()
+		if _, err := build(req, r); err != nil {
 			b.Fatal(err)
 		}
+		fasthttp.ReleaseRequest(req)
 	}
 }
 
@@ -155,8 +156,7 @@ func BenchmarkBuild(b *testing.B) {
 func BenchmarkDo(b *testing.B) { benchDo(b, Config{}, 4) }
 
 // BenchmarkDoAtCap is BenchmarkDo with 64 concurrent callers and 2
-// connections allowed: 62 requests are always beyond the cap (pipelined;
-// before, waiting for a free connection).
+// connections allowed: 62 requests always wait for a free connection.
 func BenchmarkDoAtCap(b *testing.B) { benchDo(b, Config{MaxConnsPerHost: 2}, 32) }
 
 // benchDo runs parallelism x GOMAXPROCS callers of Do with cfg.
@@ -176,7 +176,7 @@ func benchDo(b *testing.B, cfg Config, parallelism int) {
 	b.ReportAllocs()
 	b.SetParallelism(parallelism)
 	b.RunParallel(func(pb *testing.PB) {
-		r := &Request{Addr: ln.Addr().String(), Method: "POST", Path: "/orders", Route: "orders", Msg: m, Attempt: 1}
+		r := &router.Request{Addr: ln.Addr().String(), Method: "POST", Path: "/orders", Route: "orders", Msg: m, Attempt: 1}
 		for pb.Next() {
 			if res, err := d.Do(r); err != nil || res.Status != 200 {
 				b.Fatal(res, err)
@@ -186,8 +186,8 @@ func benchDo(b *testing.B, cfg Config, parallelism int) {
 }
 
 // TestDoBoundsConnectionsPerInstance: more concurrent attempts than
-// MaxConnsPerHost share that many connections (the rest are pipelined on
-// them) instead of dialing more, and all of them succeed.
+// MaxConnsPerHost share that many connections (the rest wait for one)
+// instead of dialing more, and all of them succeed.
 func TestDoBoundsConnectionsPerInstance(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -221,7 +221,7 @@ func TestDoBoundsConnectionsPerInstance(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			r := &Request{Addr: ln.Addr().String(), Method: "POST", Path: "/", Route: "r", Msg: m, Attempt: 1}
+			r := &router.Request{Addr: ln.Addr().String(), Method: "POST", Path: "/", Route: "r", Msg: m, Attempt: 1}
 			if res, err := d.Do(r); err != nil || res.Status != 200 {
 				errs <- fmt.Errorf("status %d, err %v", res.Status, err)
 			}
