@@ -333,10 +333,16 @@ func (r *Router) reply(ctx context.Context, msg *rules.Message, route string, re
 	if ct == "" {
 		ct = "application/octet-stream"
 	}
-	_, err := r.deps.Publisher.Add(ctx, msg.ReplyTo, r.cfg.ReplyMaxLen, []string{
+	fields := []string{
 		"correlation_id", msg.CorrelationID, "status", strconv.Itoa(res.Status),
 		"payload", string(res.Body), "content_type", ct, "route", route, "message_id", msg.ID,
-	})
+	}
+	if res.Truncated {
+		// The answer was larger than the dispatcher keeps: payload is its
+		// beginning only.
+		fields = append(fields, "payload_truncated", "true")
+	}
+	_, err := r.deps.Publisher.Add(ctx, msg.ReplyTo, r.cfg.ReplyMaxLen, fields)
 	if err != nil {
 		r.deps.Metrics.Replies.WithLabelValues("error").Inc()
 		r.log.Warn("reply failed; message will be redelivered", "msg_id", msg.ID, "stream", msg.Stream, "route", route, "err", err)

@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/msgroute/gateway/balancer"
+	"github.com/msgroute/gateway/internal/backoff"
 	"github.com/msgroute/gateway/internal/metrics"
 	"github.com/msgroute/gateway/rules"
 )
@@ -226,7 +227,7 @@ func (r *Router) Run(ctx context.Context) error {
 }
 
 func (r *Router) ensureGroup(ctx context.Context, stream string) error {
-	b := newBackoff(100*time.Millisecond, 5*time.Second)
+	b := &backoff.Backoff{Min: 100 * time.Millisecond, Max: 5 * time.Second}
 	for {
 		err := r.deps.Source.EnsureGroup(ctx, stream)
 		if err == nil {
@@ -234,7 +235,7 @@ func (r *Router) ensureGroup(ctx context.Context, stream string) error {
 		}
 		r.deps.Metrics.Errors.WithLabelValues("xgroup_create").Inc()
 		r.log.Warn("create consumer group failed; retrying", "stream", stream, "err", err)
-		if !b.wait(ctx) {
+		if !b.Wait(ctx) {
 			return fmt.Errorf("create group on %s: %w", stream, err)
 		}
 	}

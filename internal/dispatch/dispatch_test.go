@@ -4,6 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -234,5 +238,25 @@ func TestDoBoundsConnectionsPerInstance(t *testing.T) {
 	}
 	if c, p := conns.Load(), peak.Load(); c > 4 || p > 4 {
 		t.Errorf("%d connections, %d requests at once; want at most 4 of each", c, p)
+	}
+}
+
+// TestSendRefusesOnlyWhatCheckRefuses: the dispatcher and rule loading
+// (`gateway check`) judge a route's path with one validator, so a path
+// refused at send time never passes check (before, "//host/x" and "/a#b"
+// passed check and then dead-lettered every message).
+func TestSendRefusesOnlyWhatCheckRefuses(t *testing.T) {
+	d, _ := New(Config{Timeout: 50 * time.Millisecond})
+	for _, p := range []string{"/ok", "/x?y=1", "//evil.example/x", "/a#frag", "/a b", "/a\x7f", "/" + strings.Repeat("p", 9000), "orders"} {
+		file := filepath.Join(t.TempDir(), "rules.yaml")
+		body := "routes:\n  - name: r\n    match: 'true'\n    service: s\n    path: " + strconv.Quote(p) + "\n"
+		if err := os.WriteFile(file, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		_, checkErr := rules.Load(file)
+		_, sendErr := d.Do(&router.Request{Addr: "127.0.0.1:1", Method: "POST", Path: p, Route: "r", Msg: msg(nil), Attempt: 1})
+		if refused := errors.Is(sendErr, router.ErrBadPath); refused != (checkErr != nil) {
+			t.Errorf("path %.40q: refused at send = %v, check error = %v", p, refused, checkErr)
+		}
 	}
 }
