@@ -11,6 +11,9 @@ type runSpec struct {
 	Messages  int
 	Rate      float64
 	Routes    int
+	// Realistic selects the realistic rule set and payloads (realistic.go)
+	// instead of one attribute-equality route per route key.
+	Realistic bool
 	Algorithm string
 	// ReloadEvery > 0 rewrites the rules file at that period during the run.
 	ReloadEvery time.Duration
