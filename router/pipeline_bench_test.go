@@ -124,10 +124,6 @@ func BenchmarkPipeline(b *testing.B) {
 		for i := range n {
 			entries[i] = benchEntry(done+i, routes)
 		}
-		got := r.acquire(ctx, 1, n)
-		for got < n {
-			got += r.acquire(ctx, 1, n-got)
-		}
 		r.start(ctx, ctx, entries[:n])
 	}
 	r.work.Wait()

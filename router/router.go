@@ -26,9 +26,14 @@ type Config struct {
 	ClaimInterval time.Duration // XAUTOCLAIM period; default min(ClaimIdle/4, 1s)
 	MaxDeliveries int64         // deliveries before the DLQ; default 5
 	MaxInflight   int           // messages in flight; default 1024
-	// ServiceConcurrency caps requests in flight per service; default 64.
+	// ServiceConcurrency caps requests in flight per service. Default 0:
+	// derived, InstanceConcurrency per instance the service has (Deps.
+	// Instances), so the cap follows the pool.
 	ServiceConcurrency int
-	// ServiceLimits overrides ServiceConcurrency for named services.
+	// InstanceConcurrency is the derived cap's share per instance;
+	// default 32 (dispatch's connections per instance).
+	InstanceConcurrency int
+	// ServiceLimits overrides the cap for named services.
 	ServiceLimits   map[string]int
 	DLQStream       string        // default "gateway:dlq"
 	MaxPayloadBytes int           // default 1 MiB
@@ -48,7 +53,7 @@ func (c *Config) fill() error {
 	}
 	def(&c.Batch, 128)
 	def(&c.MaxInflight, 1024)
-	def(&c.ServiceConcurrency, 64)
+	def(&c.InstanceConcurrency, 32)
 	def(&c.MaxPayloadBytes, 1<<20)
 	if c.Block == 0 {
 		c.Block = time.Second
@@ -74,7 +79,7 @@ func (c *Config) fill() error {
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
-	if c.Batch < 0 || c.MaxInflight < 0 || c.ServiceConcurrency < 0 || c.MaxDeliveries < 0 || c.ClaimIdle < 0 {
+	if c.Batch < 0 || c.MaxInflight < 0 || c.ServiceConcurrency < 0 || c.InstanceConcurrency < 0 || c.MaxDeliveries < 0 || c.ClaimIdle < 0 {
 		return fmt.Errorf("router: negative setting in %+v", c)
 	}
 	return nil
@@ -128,6 +133,10 @@ type Deps struct {
 	// a message finishes under the set it started with.
 	Rules   func() *rules.Set
 	Metrics *metrics.Metrics
+	// Instances reports how many instances a service has now, for caps
+	// derived from it (Config.ServiceConcurrency). Optional: nil counts
+	// one instance per service.
+	Instances func(service string) int
 }
 
 // Router runs the pipeline. Create with New, run with Run once.
@@ -136,9 +145,6 @@ type Router struct {
 	deps  Deps
 	log   *slog.Logger
 	slots *slots // global in-flight places
-	// readWant is how many free slots a stream's reader waits for before
-	// it reads (see readLoop).
-	readWant int
 	svc      *serviceLimits
 	acks     *acker
 	live     *leases
@@ -160,10 +166,9 @@ func New(cfg Config, deps Deps) (*Router, error) {
 	r := &Router{
 		cfg: cfg, deps: deps, log: cfg.Logger,
 		slots: newSlots(cfg.MaxInflight),
-		svc:   newServiceLimits(cfg.ServiceConcurrency, cfg.ServiceLimits),
+		svc:   newServiceLimits(cfg.ServiceConcurrency, cfg.InstanceConcurrency, cfg.ServiceLimits, deps.Instances),
 		live:  newLeases(),
 	}
-	r.readWant = max(1, min(cfg.Batch, cfg.MaxInflight/4))
 	r.mc = newMetricCache(deps.Metrics)
 	r.acks = newAcker(deps.Settler, r.mc, cfg.Logger)
 	r.workers = newWorkerPool(r.finish)

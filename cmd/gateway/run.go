@@ -109,10 +109,10 @@ func serve(ctx context.Context, cfg *config.Config, set *rules.Set, log *slog.Lo
 		Streams: cfg.Consumer.Streams, Batch: cfg.Consumer.Batch, Block: cfg.Consumer.Block,
 		ClaimIdle: cfg.Consumer.ClaimIdle, ClaimInterval: cfg.Consumer.ClaimInterval,
 		MaxDeliveries: int64(cfg.Consumer.MaxDeliveries), MaxInflight: cfg.Consumer.MaxInflight,
-		ServiceConcurrency: cfg.Consumer.ServiceConcurrency, ServiceLimits: cfg.Consumer.ServiceLimits, DLQStream: cfg.Consumer.DLQStream,
+		ServiceConcurrency: cfg.Consumer.ServiceConcurrency, InstanceConcurrency: cfg.Dispatch.MaxConnsPerHost, ServiceLimits: cfg.Consumer.ServiceLimits, DLQStream: cfg.Consumer.DLQStream,
 		MaxPayloadBytes: cfg.Consumer.MaxPayloadBytes, ReplyMaxLen: cfg.Consumer.ReplyMaxLen, Logger: log,
 	}, router.Deps{
-		Source: group, Settler: group, Publisher: group, Picker: bal, Sender: disp,
+		Source: group, Settler: group, Publisher: group, Picker: bal, Sender: disp, Instances: bal.Instances,
 		Rules: holder.Load, Metrics: m,
 	})
 	if err != nil {

@@ -55,7 +55,8 @@ type Consumer struct {
 	MaxDeliveries int           `mapstructure:"max_deliveries"` // then DLQ; default 5
 	MaxInflight   int           `mapstructure:"max_inflight"`   // messages in flight; default 1024
 	// ServiceConcurrency caps requests in flight per target service, so one
-	// slow service cannot take every slot; default 64. 0 keeps the default.
+	// slow service cannot take every slot. Default 0: derived, per service,
+	// dispatch.max_conns_per_host per instance it has.
 	ServiceConcurrency int `mapstructure:"service_concurrency"`
 	// ServiceLimits overrides ServiceConcurrency per service name,
 	// e.g. {legacy-billing: 8}. Default none.
@@ -116,7 +117,7 @@ func defaults(v *viper.Viper) {
 		"consumer.streams":               []string{}, "consumer.group": "gateway", "consumer.name": host,
 		"consumer.batch": 128, "consumer.block": time.Second, "consumer.claim_idle": 30 * time.Second,
 		"consumer.claim_interval": time.Duration(0), "consumer.max_deliveries": 5,
-		"consumer.max_inflight": 1024, "consumer.service_concurrency": 64,
+		"consumer.max_inflight": 1024, "consumer.service_concurrency": 0,
 		"consumer.service_limits": map[string]int{},
 		"consumer.dlq_stream":     "gateway:dlq", "consumer.max_payload_bytes": 1 << 20,
 		"consumer.reply_maxlen": 10000,
@@ -220,13 +221,16 @@ func (c *Config) validate() error {
 		n   int
 	}{
 		{"consumer.batch", cs.Batch}, {"consumer.max_deliveries", cs.MaxDeliveries},
-		{"consumer.max_inflight", cs.MaxInflight}, {"consumer.service_concurrency", cs.ServiceConcurrency},
+		{"consumer.max_inflight", cs.MaxInflight},
 		{"consumer.max_payload_bytes", cs.MaxPayloadBytes}, {"dispatch.max_conns_per_host", c.Dispatch.MaxConnsPerHost},
 	}
 	for _, p := range positive {
 		if p.n <= 0 {
 			bad(p.key, "must be > 0 (got %d)", p.n)
 		}
+	}
+	if cs.ServiceConcurrency < 0 {
+		bad("consumer.service_concurrency", "must be >= 0 (0: derived from the instances; got %d)", cs.ServiceConcurrency)
 	}
 	for svc, n := range cs.ServiceLimits {
 		if n <= 0 {
