@@ -107,8 +107,12 @@ func (r *Router) readFailed(ctx context.Context, stream, op string, err error) {
 // start matches each entry, waits until every service it goes to has room
 // in its queue (so a saturated service stops this stream's reader, not the
 // others), then hands it to a worker; each entry holds one slot, acquired by
-// the reader, until it is settled. If ctx ends while waiting, the remaining
-// entries stay pending in Redis and their slots are released.
+// the reader, until it is settled. Every entry of the batch is leased from
+// the start: one waiting here for a capped service is as much this
+// replica's as one in flight, and without renewals XAUTOCLAIM would take it
+// over after ClaimIdle (counting a delivery that never happened). If ctx
+// ends while waiting, the remaining entries stay pending in Redis and their
+// slots are released.
 func (r *Router) start(ctx, workCtx context.Context, entries []streams.Entry) {
 	if len(entries) == 0 {
 		return
@@ -119,15 +123,21 @@ func (r *Router) start(ctx, workCtx context.Context, entries []streams.Entry) {
 	now := time.Now()
 	handed := 0
 	defer func() { r.mc.consumed(entries[0].Stream).Add(float64(handed)) }()
+	batch := make([]*job, len(entries))
 	for i := range entries {
-		j := r.prepare(&entries[i])
+		batch[i] = r.prepare(&entries[i])
+		r.live.add(batch[i], now)
+	}
+	for i, j := range batch {
 		if !admit(ctx, j.sems) {
-			freeJob(j)
+			for _, rest := range batch[i:] {
+				r.live.remove(rest)
+				freeJob(rest)
+			}
 			r.release(len(entries) - i)
 			return
 		}
 		r.deps.Metrics.Inflight.Inc()
-		r.live.add(j, now)
 		r.work.Add(1)
 		r.workers.hand(workCtx, j)
 		handed++
