@@ -1,6 +1,7 @@
 package router
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"slices"
@@ -283,7 +284,7 @@ func (r *Router) attempt(req *dispatch.Request, ep *balancer.Endpoint, msg *rule
 	route := m.Route
 	*req = dispatch.Request{
 		Addr: ep.Addr(), Method: route.Method, Path: m.Path, Route: route.Name, Msg: msg,
-		Attempt: n, Timeout: route.Timeout, KeepBody: msg.ReplyTo != "",
+		Attempt: n, Timeout: cmp.Or(route.Timeout, r.cfg.AttemptTimeout), KeepBody: msg.ReplyTo != "",
 	}
 	res, err := r.deps.Sender.Do(req)
 	elapsed := time.Since(start)

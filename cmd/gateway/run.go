@@ -107,7 +107,7 @@ func serve(ctx context.Context, cfg *config.Config, set *rules.Set, log *slog.Lo
 	}
 	rt, err := router.New(router.Config{
 		Streams: cfg.Consumer.Streams, Batch: cfg.Consumer.Batch, Block: cfg.Consumer.Block,
-		ClaimIdle: cfg.Consumer.ClaimIdle, ClaimInterval: cfg.Consumer.ClaimInterval,
+		ClaimIdle: cfg.Consumer.ClaimIdle, ClaimInterval: cfg.Consumer.ClaimInterval, AttemptTimeout: cfg.Dispatch.Timeout,
 		MaxDeliveries: int64(cfg.Consumer.MaxDeliveries), MaxInflight: cfg.Consumer.MaxInflight,
 		ServiceConcurrency: cfg.Consumer.ServiceConcurrency, ServiceLimits: cfg.Consumer.ServiceLimits, DLQStream: cfg.Consumer.DLQStream,
 		MaxPayloadBytes: cfg.Consumer.MaxPayloadBytes, ReplyMaxLen: cfg.Consumer.ReplyMaxLen, Logger: log,
