@@ -174,6 +174,9 @@ func New(cfg Config, deps Deps) (*Router, error) {
 	}
 	r.readWant = max(1, min(cfg.Batch, cfg.MaxInflight/4))
 	r.mc = newMetricCache(deps.Metrics)
+	for _, reason := range []string{reasonNoRoute, reasonPermanent, reasonMaxDeliveries, reasonBadMessage, reasonSchema} {
+		deps.Metrics.DLQ.WithLabelValues(reason) // exported at 0 from the start
+	}
 	r.acks = newAcker(deps.Settler, r.mc, cfg.Logger)
 	r.workers = newWorkerPool(r.finish)
 	return r, nil

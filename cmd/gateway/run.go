@@ -56,6 +56,9 @@ func serve(ctx context.Context, cfg *config.Config, set *rules.Set, log *slog.Lo
 	m := metrics.New()
 	holder := router.NewRuleHolder(set)
 	m.RulesActive.Set(float64(len(set.Routes())))
+	for _, result := range []string{"success", "failure"} {
+		m.RulesReloads.WithLabelValues(result) // exported at 0 from the start
+	}
 
 	rdb, err := redisClient(cfg.Redis)
 	if err != nil {
@@ -82,8 +85,10 @@ func serve(ctx context.Context, cfg *config.Config, set *rules.Set, log *slog.Lo
 	}
 	disc.SetServices(set.Services())
 
+	var rt *router.Router // set below; the watcher calls back only once running
 	watcher, err := rulewatch.New(rulewatch.Config{Path: cfg.Rules.Path, Version: set.Version(), Logger: log},
 		func(s *rules.Set) {
+			rt.PrimeMetrics(s)
 			holder.Store(s)
 			disc.SetServices(s.Services())
 			m.RulesReloads.WithLabelValues("success").Inc()
@@ -105,7 +110,7 @@ func serve(ctx context.Context, cfg *config.Config, set *rules.Set, log *slog.Lo
 	if err != nil {
 		return err
 	}
-	rt, err := router.New(router.Config{
+	rt, err = router.New(router.Config{
 		Streams: cfg.Consumer.Streams, Batch: cfg.Consumer.Batch, Block: cfg.Consumer.Block,
 		ClaimIdle: cfg.Consumer.ClaimIdle, ClaimInterval: cfg.Consumer.ClaimInterval, AttemptTimeout: cfg.Dispatch.Timeout,
 		MaxDeliveries: int64(cfg.Consumer.MaxDeliveries), MaxInflight: cfg.Consumer.MaxInflight,
@@ -118,6 +123,7 @@ func serve(ctx context.Context, cfg *config.Config, set *rules.Set, log *slog.Lo
 	if err != nil {
 		return err
 	}
+	rt.PrimeMetrics(set)
 	admin, err := health.New(health.Config{Listen: cfg.Admin.Listen, Token: cfg.Admin.Token, Logger: log},
 		adminSources(m, rdb.Ping, holder, bal, disc))
 	if err != nil {
