@@ -40,6 +40,8 @@ func cmdRun(args []string, stderr io.Writer) error {
 		return err
 	}
 	log := newLogger(cfg.Log, stderr)
+	streams.RouteRedisLogs(log)
+	discovery.RouteAPILogs(log)
 	set, err := rules.Load(cfg.Rules.Path)
 	if err != nil {
 		return fmt.Errorf("rules %s: %w", cfg.Rules.Path, err)
