@@ -95,6 +95,11 @@ func (r *Router) prepare(e *streams.Entry) *job {
 	}
 	j.set = r.deps.Rules()
 	j.matches = j.set.Match(j.msg, j.matchBuf[:0])
+	if only := j.msg.ReplayRoute; only != "" {
+		// A replayed dead letter goes back to the route that dead-lettered
+		// it, and no other (they had their copy).
+		j.matches = slices.DeleteFunc(j.matches, func(m rules.Match) bool { return m.Route.Name != only })
+	}
 	j.sems = j.semBuf[:0]
 	for _, m := range j.matches {
 		if m.Err == nil && j.sem(m.Route.Service) == nil {
