@@ -90,7 +90,7 @@ func benchRouter(b testing.TB, routes int) (*Router, *benchSettler) {
 	bal.Update("svc", insts)
 	st := &benchSettler{}
 	r, err := New(Config{Streams: []string{"s"}, Batch: 256, MaxInflight: 512, ServiceConcurrency: 512,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))},
+		DLQStream: "dlq", Logger: slog.New(slog.NewTextHandler(io.Discard, nil))},
 		Deps{Source: benchSource{}, Settler: st, Publisher: benchPublisher{}, Picker: bal, Sender: okSender{},
 			Rules: func() *rules.Set { return set }, Metrics: metrics.New()})
 	if err != nil {

@@ -40,6 +40,8 @@ func cmdRun(args []string, stderr io.Writer) error {
 		return err
 	}
 	log := newLogger(cfg.Log, stderr)
+	streams.RouteRedisLogs(log)
+	discovery.RouteAPILogs(log)
 	set, err := rules.Load(cfg.Rules.Path)
 	if err != nil {
 		return fmt.Errorf("rules %s: %w", cfg.Rules.Path, err)
@@ -56,6 +58,9 @@ func serve(ctx context.Context, cfg *config.Config, set *rules.Set, log *slog.Lo
 	m := metrics.New()
 	holder := router.NewRuleHolder(set)
 	m.RulesActive.Set(float64(len(set.Routes())))
+	for _, result := range []string{"success", "failure"} {
+		m.RulesReloads.WithLabelValues(result) // exported at 0 from the start
+	}
 
 	rdb, err := redisClient(cfg.Redis)
 	if err != nil {
@@ -82,8 +87,10 @@ func serve(ctx context.Context, cfg *config.Config, set *rules.Set, log *slog.Lo
 	}
 	disc.SetServices(set.Services())
 
+	var rt *router.Router // set below; the watcher calls back only once running
 	watcher, err := rulewatch.New(rulewatch.Config{Path: cfg.Rules.Path, Version: set.Version(), Logger: log},
 		func(s *rules.Set) {
+			rt.PrimeMetrics(s)
 			holder.Store(s)
 			disc.SetServices(s.Services())
 			m.RulesReloads.WithLabelValues("success").Inc()
@@ -105,9 +112,9 @@ func serve(ctx context.Context, cfg *config.Config, set *rules.Set, log *slog.Lo
 	if err != nil {
 		return err
 	}
-	rt, err := router.New(router.Config{
+	rt, err = router.New(router.Config{
 		Streams: cfg.Consumer.Streams, Batch: cfg.Consumer.Batch, Block: cfg.Consumer.Block,
-		ClaimIdle: cfg.Consumer.ClaimIdle, ClaimInterval: cfg.Consumer.ClaimInterval,
+		ClaimIdle: cfg.Consumer.ClaimIdle, ClaimInterval: cfg.Consumer.ClaimInterval, AttemptTimeout: cfg.Dispatch.Timeout,
 		MaxDeliveries: int64(cfg.Consumer.MaxDeliveries), MaxInflight: cfg.Consumer.MaxInflight,
 		ServiceConcurrency: cfg.Consumer.ServiceConcurrency, InstanceConcurrency: cfg.Dispatch.MaxConnsPerHost, ServiceLimits: cfg.Consumer.ServiceLimits, DLQStream: cfg.Consumer.DLQStream,
 		MaxPayloadBytes: cfg.Consumer.MaxPayloadBytes, ReplyMaxLen: cfg.Consumer.ReplyMaxLen, Logger: log,
@@ -118,6 +125,7 @@ func serve(ctx context.Context, cfg *config.Config, set *rules.Set, log *slog.Lo
 	if err != nil {
 		return err
 	}
+	rt.PrimeMetrics(set)
 	admin, err := health.New(health.Config{Listen: cfg.Admin.Listen, Token: cfg.Admin.Token, Logger: log},
 		adminSources(m, rdb.Ping, holder, bal, disc))
 	if err != nil {
