@@ -63,6 +63,12 @@ type Consumer struct {
 	DLQStream       string         `mapstructure:"dlq_stream"`        // default "gateway:dlq"
 	MaxPayloadBytes int            `mapstructure:"max_payload_bytes"` // default 1 MiB; larger -> DLQ bad_message
 	ReplyMaxLen     int64          `mapstructure:"reply_maxlen"`      // approximate MAXLEN of reply streams; default 10000
+	// Retention trims consumed streams: "off" (default) or "acked" (XTRIM
+	// MINID up to the oldest entry some consumer group has not finished).
+	Retention         string        `mapstructure:"retention"`
+	RetentionKeep     time.Duration `mapstructure:"retention_keep"`     // history kept regardless; default 0
+	RetentionInterval time.Duration `mapstructure:"retention_interval"` // how often to trim; 0 = default 10s
+	DLQMaxLen         int64         `mapstructure:"dlq_maxlen"`         // trim the DLQ beyond this; 0 = unbounded (default)
 }
 
 // Consul says where discovery asks for instances.
@@ -124,7 +130,9 @@ func defaults(v *viper.Viper) {
 		"consumer.service_limits": map[string]int{},
 		"consumer.dlq_stream":     "gateway:dlq", "consumer.max_payload_bytes": 1 << 20,
 		"consumer.reply_maxlen": 10000,
-		"consul.address":        "127.0.0.1:8500", "consul.token": "", "consul.datacenter": "",
+		"consumer.retention":    "off", "consumer.retention_keep": time.Duration(0),
+		"consumer.retention_interval": time.Duration(0), "consumer.dlq_maxlen": 0,
+		"consul.address": "127.0.0.1:8500", "consul.token": "", "consul.datacenter": "",
 		"consul.scheme": "http", "consul.tls_ca_file": "", "consul.tls_cert_file": "",
 		"consul.tls_key_file": "", "consul.tls_insecure_skip_verify": false,
 		"rules.path":   "configs/rules.yaml",
@@ -252,6 +260,19 @@ func (c *Config) validate() error {
 	}
 	if cs.DLQStream == "" {
 		bad("consumer.dlq_stream", "must not be empty")
+	}
+	cs.Retention = strings.ToLower(strings.TrimSpace(cs.Retention))
+	if cs.Retention != "off" && cs.Retention != "acked" {
+		bad("consumer.retention", "must be off or acked (got %q)", cs.Retention)
+	}
+	if cs.RetentionKeep < 0 {
+		bad("consumer.retention_keep", "must not be negative (got %s)", cs.RetentionKeep)
+	}
+	if cs.RetentionInterval < 0 {
+		bad("consumer.retention_interval", "must not be negative (got %s)", cs.RetentionInterval)
+	}
+	if cs.DLQMaxLen < 0 {
+		bad("consumer.dlq_maxlen", "must not be negative (got %d)", cs.DLQMaxLen)
 	}
 	if c.Dispatch.Timeout <= 0 {
 		bad("dispatch.timeout", "must be > 0 (got %s)", c.Dispatch.Timeout)

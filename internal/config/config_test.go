@@ -39,6 +39,9 @@ func TestLoadDefaults(t *testing.T) {
 		{"balancer.algorithm", c.Balancer.Algorithm, "peak_ewma"},
 		{"dispatch.max_conns_per_host", c.Dispatch.MaxConnsPerHost, 32},
 		{"dispatch.pipelining", c.Dispatch.Pipelining, true},
+		{"consumer.retention", c.Consumer.Retention, "off"},
+		{"consumer.retention_keep", c.Consumer.RetentionKeep, time.Duration(0)},
+		{"consumer.dlq_maxlen", c.Consumer.DLQMaxLen, int64(0)},
 	}
 	for _, ch := range checks {
 		if !equal(ch.got, ch.want) {
@@ -64,12 +67,18 @@ func TestEnvOverrides(t *testing.T) {
 	t.Setenv("GATEWAY_CONSUMER_BATCH", "7")
 	t.Setenv("GATEWAY_CONSUMER_CLAIM_IDLE", "1m")
 	t.Setenv("GATEWAY_DISPATCH_PIPELINING", "false")
+	t.Setenv("GATEWAY_CONSUMER_RETENTION", "acked")
+	t.Setenv("GATEWAY_CONSUMER_RETENTION_KEEP", "1h")
+	t.Setenv("GATEWAY_CONSUMER_DLQ_MAXLEN", "5000")
 	c, err := Load(write(t, "consumer: {streams: [orders], batch: 100}\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(c.Redis.Addrs) != 2 || !c.Redis.Cluster {
 		t.Errorf("redis.addrs = %v cluster=%v, want 2 addrs and cluster", c.Redis.Addrs, c.Redis.Cluster)
+	}
+	if c.Consumer.Retention != "acked" || c.Consumer.RetentionKeep != time.Hour || c.Consumer.DLQMaxLen != 5000 {
+		t.Errorf("retention env overrides not applied: %+v", c.Consumer)
 	}
 	if c.Redis.Password != "s3cret" || c.Consumer.Batch != 7 || c.Consumer.ClaimIdle != time.Minute || c.Dispatch.Pipelining {
 		t.Errorf("env overrides not applied: %+v", c)
@@ -91,6 +100,11 @@ func TestInvalidConfigNamesTheKey(t *testing.T) {
 		{"bad addr", "redis: {addrs: [localhost]}\nconsumer: {streams: [a]}\n", "redis.addrs"},
 		{"cert without key", "redis: {tls: true, tls_cert_file: c.pem}\nconsumer: {streams: [a]}\n", "redis.tls_cert_file"},
 		{"bad bool", "consumer: {streams: [a]}\ndispatch: {pipelining: sometimes}\n", "pipelining"},
+		{"bad retention", "consumer: {streams: [a], retention: always}\n", "consumer.retention"},
+		{"negative keep", "consumer: {streams: [a], retention: acked, retention_keep: -1s}\n", "consumer.retention_keep"},
+		{"bad keep", "consumer: {streams: [a], retention_keep: forever}\n", "retention_keep"},
+		{"negative interval", "consumer: {streams: [a], retention_interval: -5s}\n", "consumer.retention_interval"},
+		{"negative dlq maxlen", "consumer: {streams: [a], dlq_maxlen: -1}\n", "consumer.dlq_maxlen"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
