@@ -139,7 +139,7 @@ func TestRetentionSecondGroupHoldsTrimming(t *testing.T) {
 		}
 		return nil
 	})
-	time.Sleep(300 * time.Millisecond) // three trim intervals: a trim must not happen
+	h.waitPasses(t, "", 3) // a trim must not happen
 	if l, _ := h.rdb.XLen(ctx, "orders").Result(); l != n || trimmed() != 0 {
 		t.Fatalf("stopped group: XLEN = %d, trimmed %d; want %d, 0", l, trimmed(), n)
 	}
@@ -173,7 +173,7 @@ func TestRetentionSecondGroupHoldsTrimming(t *testing.T) {
 		}
 		h.rdb.XAck(ctx, "orders", "audit", ids...)
 	}
-	time.Sleep(300 * time.Millisecond) // trim passes: the held entries must stay
+	h.waitPasses(t, "", 3) // the held entries must stay
 	for _, id := range held {
 		if got, _ := h.rdb.XRange(ctx, "orders", id, id).Result(); len(got) != 1 {
 			t.Fatalf("entry %s pending in group audit was trimmed", id)
@@ -204,6 +204,28 @@ func TestRetentionSecondGroupHoldsTrimming(t *testing.T) {
 	h.waitFor("everything trimmed once audit caught up", 10*time.Second, func() error {
 		if l, _ := h.rdb.XLen(ctx, "orders").Result(); l != 0 || trimmed() != n {
 			return fmt.Errorf("XLEN %d, trimmed_total %d", l, trimmed())
+		}
+		return nil
+	})
+}
+
+// waitPasses waits until the gateway's retention has inspected the first
+// consumed stream n more times (its oldest entry's age in /streams
+// changes on every pass while the stream is not empty). With interval
+// 100 ms every pass trims; 3 leaves a margin.
+func (h *harness) waitPasses(t *testing.T, token string, n int) {
+	t.Helper()
+	last, changes := h.streamsStatus(t, token)[0]["oldest_age_seconds"], 0
+	h.waitFor(fmt.Sprintf("%d retention passes", n), 15*time.Second, func() error {
+		st := h.streamsStatus(t, token)[0]
+		if st["length"].(float64) == 0 {
+			t.Fatalf("stream %v is empty while passes are counted: everything was trimmed", st["stream"])
+		}
+		if age := st["oldest_age_seconds"]; age != last {
+			last, changes = age, changes+1
+		}
+		if changes < n {
+			return fmt.Errorf("%d passes seen", changes)
 		}
 		return nil
 	})

@@ -138,7 +138,7 @@ func New(cfg Config, rdb Redis, m *metrics.Metrics) (*Trimmer, error) {
 // Run inspects (and, when due, trims) every pass until ctx is done. The
 // first pass runs at once.
 func (t *Trimmer) Run(ctx context.Context) error {
-	tick := time.NewTicker(min(t.cfg.StatsInterval, t.cfg.TrimInterval))
+	tick := time.NewTicker(t.passInterval())
 	defer tick.Stop()
 	t.cfg.Logger.Info("stream retention", "mode", string(t.cfg.Mode), "keep", t.cfg.Keep,
 		"interval", t.cfg.TrimInterval, "dlq_maxlen", t.cfg.DLQMaxLen)
@@ -152,6 +152,10 @@ func (t *Trimmer) Run(ctx context.Context) error {
 	}
 }
 
+func (t *Trimmer) passInterval() time.Duration {
+	return min(t.cfg.StatsInterval, t.cfg.TrimInterval)
+}
+
 // pass inspects every stream, publishes the gauges and the /streams
 // snapshot, and trims when TrimInterval has passed since the last trim.
 func (t *Trimmer) pass(ctx context.Context) {
@@ -163,7 +167,9 @@ func (t *Trimmer) pass(ctx context.Context) {
 		return
 	}
 	local := time.Now()
-	due := local.Sub(t.lastTrim) >= t.cfg.TrimInterval
+	// Half a pass of slack: a tick that comes a little early must not
+	// push the trim to the pass after.
+	due := local.Sub(t.lastTrim) >= t.cfg.TrimInterval-t.passInterval()/2
 	if due {
 		t.lastTrim = local
 	}
