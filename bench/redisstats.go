@@ -86,11 +86,24 @@ func usedMemoryMiB(ctx context.Context, rdb *redis.Client) (float64, error) {
 	return 0, fmt.Errorf("INFO memory: no used_memory")
 }
 
-// printRedisSamples writes a run's samples as a table.
+// printRedisSamples writes a run's samples as a table (one row per 30 s)
+// and the largest and mean XLEN and used_memory over all samples.
 func printRedisSamples(w io.Writer, name string, baseline float64, samples []redisSample) {
 	fmt.Fprintf(w, "  %s: used_memory before the run %.1f MiB\n", name, baseline)
 	fmt.Fprintf(w, "  %8s %10s %16s\n", "t (s)", "XLEN", "used_memory MiB")
-	for _, s := range samples {
-		fmt.Fprintf(w, "  %8.0f %10d %16.1f\n", s.AtSec, s.XLen, s.UsedMemoryMiB)
+	next := 30.0
+	var maxLen int64
+	var maxMem, sumLen, sumMem float64
+	for i, s := range samples {
+		if s.AtSec >= next || i == len(samples)-1 {
+			fmt.Fprintf(w, "  %8.0f %10d %16.1f\n", s.AtSec, s.XLen, s.UsedMemoryMiB)
+			next += 30
+		}
+		maxLen, maxMem = max(maxLen, s.XLen), max(maxMem, s.UsedMemoryMiB)
+		sumLen, sumMem = sumLen+float64(s.XLen), sumMem+s.UsedMemoryMiB
+	}
+	if n := float64(len(samples)); n > 0 {
+		fmt.Fprintf(w, "  %d samples: XLEN max %d mean %.0f; used_memory max %.1f MiB mean %.1f MiB\n",
+			len(samples), maxLen, sumLen/n, maxMem, sumMem/n)
 	}
 }

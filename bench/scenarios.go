@@ -210,7 +210,7 @@ func reloadScenario(ctx context.Context, h *harness, o options) ([]result, error
 
 // retentionScenario runs the gateway open-loop at -rate (10000/s) for
 // -duration twice, with consumer.retention off and acked, sampling the
-// stream's XLEN and Redis's used_memory every 10 s.
+// stream's XLEN and Redis's used_memory every second.
 func retentionScenario(ctx context.Context, h *harness, o options) ([]result, error) {
 	if h.gatewayBin == "" {
 		return nil, errNoGateway
@@ -224,7 +224,7 @@ func retentionScenario(ctx context.Context, h *harness, o options) ([]result, er
 	var out []result
 	for _, mode := range []string{"off", "acked"} {
 		r, err := h.run(ctx, runSpec{Name: "gateway/retention-" + mode, Target: "gateway", Fleet: f, Rate: rate,
-			Messages: n, Routes: o.routes, Timeout: o.timeout, SampleRedis: 10 * time.Second,
+			Messages: n, Routes: o.routes, Timeout: o.timeout, SampleRedis: time.Second,
 			Env: []string{"GATEWAY_CONSUMER_RETENTION=" + mode}})
 		if out, err = collectOK(out, r, err); err != nil {
 			return out, err
