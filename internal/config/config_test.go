@@ -116,6 +116,21 @@ func TestInvalidConfigNamesTheKey(t *testing.T) {
 	}
 }
 
+// TestRetentionOffUnquoted: YAML 1.1 reads a bare off as false; the key
+// must still mean "off".
+func TestRetentionOffUnquoted(t *testing.T) {
+	for _, v := range []string{"off", `"off"`, "acked", "ACKED"} {
+		c, err := Load(write(t, "consumer: {streams: [a], retention: "+v+"}\n"))
+		if err != nil {
+			t.Fatalf("retention: %s: %v", v, err)
+		}
+		want := strings.ToLower(strings.Trim(v, `"`))
+		if c.Consumer.Retention != want {
+			t.Errorf("retention: %s = %q, want %q", v, c.Consumer.Retention, want)
+		}
+	}
+}
+
 func TestKeyErrorIsInspectable(t *testing.T) {
 	_, err := Load(write(t, "consumer: {streams: [a], max_inflight: 0}\n"))
 	var ke *KeyError
