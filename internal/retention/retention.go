@@ -195,22 +195,11 @@ func (t *Trimmer) stream(ctx context.Context, s string, now time.Time, trim bool
 		t.fail(ctx, s, "inspect", err)
 		return prev
 	}
+	ok := true
 	if trim && v.groups > 0 && v.length > 0 {
-		bound := minID(v.bound, idAt(now.Add(-t.cfg.Keep)))
-		if v.first.less(bound) {
-			n, err := t.rdb.XTrimMinID(ctx, s, bound.String()).Result()
-			if err != nil {
-				t.fail(ctx, s, "xtrim", err)
-			} else {
-				t.trimmed[s] += n
-				t.m.StreamTrimmed.WithLabelValues(s).Add(float64(n))
-				v.length -= n
-				t.cfg.Logger.Debug("stream trimmed", "stream", s, "min_id", bound.String(), "trimmed", n)
-				t.refreshFirst(ctx, s, &v)
-			}
-		}
+		ok = t.trim(ctx, s, &v, minID(v.bound, idAt(now.Add(-t.cfg.Keep))))
 	}
-	if t.failing[s] {
+	if ok && t.failing[s] {
 		t.failing[s] = false
 		t.cfg.Logger.Info("stream inspection recovered", "stream", s)
 	}
@@ -231,6 +220,41 @@ func (t *Trimmer) stream(ctx context.Context, s string, now time.Time, trim bool
 	return st
 }
 
+// trim trims s below bound when its first entry is older, updating v's
+// length and first entry; false when a command failed.
+func (t *Trimmer) trim(ctx context.Context, s string, v *view, bound streamID) bool {
+	if !v.first.less(bound) {
+		return true
+	}
+	n, err := t.rdb.XTrimMinID(ctx, s, bound.String()).Result()
+	if err != nil {
+		t.fail(ctx, s, "xtrim", err)
+		return false
+	}
+	t.trimmed[s] += n
+	t.m.StreamTrimmed.WithLabelValues(s).Add(float64(n))
+	v.length -= n
+	t.cfg.Logger.Debug("stream trimmed", "stream", s, "min_id", bound.String(), "trimmed", n)
+	if n == 0 || v.length <= 0 {
+		return true
+	}
+	// Re-read the oldest entry left (one XRANGE COUNT 1), so /streams
+	// shows its age, not the trimmed one's.
+	msgs, err := t.rdb.XRangeN(ctx, s, "-", "+", 1).Result()
+	if err != nil {
+		t.fail(ctx, s, "xrange", err)
+		return false
+	}
+	if len(msgs) == 0 {
+		v.length = 0
+		return true
+	}
+	if id, err := parseID(msgs[0].ID); err == nil {
+		v.first = id
+	}
+	return true
+}
+
 // fail counts a failed operation on stream and logs the first failure of
 // a run of them.
 func (t *Trimmer) fail(ctx context.Context, stream, op string, err error) {
@@ -241,22 +265,5 @@ func (t *Trimmer) fail(ctx context.Context, stream, op string, err error) {
 	if !t.failing[stream] {
 		t.failing[stream] = true
 		t.cfg.Logger.Warn("stream inspection failed", "stream", stream, "op", op, "err", err)
-	}
-}
-
-// refreshFirst re-reads the oldest entry of s after a trim (one XRANGE
-// COUNT 1), so /streams shows the oldest entry that is left.
-func (t *Trimmer) refreshFirst(ctx context.Context, s string, v *view) {
-	msgs, err := t.rdb.XRangeN(ctx, s, "-", "+", 1).Result()
-	if err != nil {
-		t.fail(ctx, s, "xrange", err)
-		return
-	}
-	if len(msgs) == 0 {
-		v.length = 0
-		return
-	}
-	if id, err := parseID(msgs[0].ID); err == nil {
-		v.first = id
 	}
 }
