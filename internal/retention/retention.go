@@ -82,8 +82,9 @@ func (c *Config) fill() error {
 }
 
 // Redis is what the Trimmer needs of a Redis client; a go-redis
-// UniversalClient (single node or cluster) satisfies it. Every command
-// names one key, so a cluster client sends it to the stream's master.
+// UniversalClient (single node or cluster) satisfies it. Every stream
+// command and the DLQ script name one key, so a cluster client sends them
+// to that stream's master; TIME may go to any node.
 type Redis interface {
 	XInfoStream(ctx context.Context, key string) *redis.XInfoStreamCmd
 	XInfoGroups(ctx context.Context, key string) *redis.XInfoGroupsCmd
