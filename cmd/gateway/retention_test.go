@@ -407,3 +407,44 @@ func TestRetentionRedisRestart(t *testing.T) {
 		return nil
 	})
 }
+
+// TestDLQMaxLenEndToEnd: with consumer.dlq_maxlen the running gateway
+// keeps the newest dead letters, drops the oldest and counts them.
+func TestDLQMaxLenEndToEnd(t *testing.T) {
+	h := newHarness(t)
+	h.writeRules(faultRules)
+	h.lightBackend("orders", "orders-a")
+	h.start([]string{"orders"}, "  dlq_maxlen: 5\n  retention_interval: 100ms")
+	var ids []string
+	for i := 0; i < 12; i++ {
+		// One at a time, so the dead letters are written in this order.
+		id := h.publish("orders", "type", "unrouted", "payload", "{}")
+		ids = append(ids, id)
+		h.waitFor("dead-lettered "+id, 10*time.Second, func() error {
+			for _, m := range h.dlq() {
+				if m.Values["dlq_id"] == id {
+					return nil
+				}
+			}
+			return fmt.Errorf("not in the dlq")
+		})
+	}
+	h.waitFor("dlq bounded to the newest 5", 15*time.Second, func() error {
+		dlq := h.dlq()
+		if len(dlq) != 5 {
+			return fmt.Errorf("dlq holds %d", len(dlq))
+		}
+		for i, m := range dlq {
+			if m.Values["dlq_id"] != ids[7+i] {
+				return fmt.Errorf("dlq[%d] is %v, want dead letter of %s", i, m.Values["dlq_id"], ids[7+i])
+			}
+		}
+		return nil
+	})
+	h.waitFor("trimmed dead letters counted", 10*time.Second, func() error {
+		if m := h.get("/metrics"); !strings.Contains(m, `gateway_stream_trimmed_total{stream="gateway:dlq"} 7`) {
+			return fmt.Errorf("metric not at 7 yet")
+		}
+		return nil
+	})
+}
