@@ -40,6 +40,8 @@ type Sources struct {
 	Checks    []Check
 	Rules     func() any
 	Instances func() any
+	// Streams answers GET /streams: {"streams": Streams()}.
+	Streams func() any
 	// Explain dry-runs a message against the live rule set.
 	Explain func(stream string, fields map[string]string) (any, error)
 }
@@ -117,6 +119,8 @@ func (s *Server) handle(c *fasthttp.RequestCtx) {
 		writeJSON(c, 200, s.src.Rules())
 	case path == "/instances" && s.src.Instances != nil:
 		writeJSON(c, 200, s.src.Instances())
+	case path == "/streams" && s.src.Streams != nil:
+		writeJSON(c, 200, map[string]any{"streams": s.src.Streams()})
 	case path == "/explain" && s.src.Explain != nil:
 		s.explain(c)
 	default:
