@@ -112,7 +112,9 @@
       }
       prevRoutes = new Map(rs.map((r) => [r.name, r.matches]));
       const rb = rules.body;
-      const reload = [el("span", {}, "rules " + String(rb.version || "").slice(0, 12) + ", loaded " + time(rb.loaded_at) + ", files " + (rb.files || []).join(", "))];
+      const files = rb.files || [];
+      const reload = [el("span", { title: files.join("\n") }, "rules " + String(rb.version || "").slice(0, 12) + ", loaded " + time(rb.loaded_at) + ", " +
+        (files.length === 1 ? "file " + files[0].split("/").pop() : files.length + " files"))];
       if (rb.last_error) reload.push(el("span", { class: "bad", id: "last-error" }, " — last reload rejected" + (rb.last_error_at ? " at " + time(rb.last_error_at) : "") + ": " + rb.last_error));
       else reload.push(el("span", { class: "ok" }, " — last reload ok"));
       $("reload").replaceChildren(...reload);

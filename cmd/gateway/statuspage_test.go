@@ -1,0 +1,199 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/msgroute/gateway/health"
+)
+
+const statusRules = `
+routes:
+  - name: orders-created
+    streams: [orders]
+    match: 'headers.type == "order.created"'
+    service: orders
+  - name: billing
+    streams: [orders]
+    match: 'headers.type == "bill"'
+    service: billing
+default:
+  action: dlq
+`
+
+// metricValue reads one sample from the gateway's /metrics, e.g.
+// metricValue(`gateway_route_matches_total{route="x"}`); -1 when absent.
+func (h *harness) metricValue(series string) float64 {
+	h.t.Helper()
+	req, _ := http.NewRequest("GET", "http://"+h.admin+"/metrics", nil)
+	if tok := os.Getenv("GATEWAY_ADMIN_TOKEN"); tok != "" {
+		req.Header.Set("Authorization", "Bearer "+tok)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		h.t.Fatalf("GET /metrics: %v", err)
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), series+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				h.t.Fatalf("/metrics %s: %v", series, err)
+			}
+			return f
+		}
+	}
+	return -1
+}
+
+// openStatusPage navigates to the admin server's status page.
+func openStatusPage(t *testing.T, h *harness) *browser {
+	t.Helper()
+	b := newBrowser(t)
+	if err := b.run(30*time.Second, chromedp.Navigate("http://"+h.admin+"/")); err != nil {
+		t.Fatalf("open status page: %v", err)
+	}
+	return b
+}
+
+// savePageScreenshot saves a screenshot in the test's temp dir (and, when
+// GATEWAY_SCREENSHOT names a file, there too: `make screenshot`).
+func savePageScreenshot(t *testing.T, b *browser, name string) {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), name)
+	b.screenshot(p)
+	t.Logf("screenshot: %s", p)
+	if out := os.Getenv("GATEWAY_SCREENSHOT"); out != "" && name == "status.png" {
+		b.screenshot(out)
+		t.Logf("screenshot: %s", out)
+	}
+}
+
+func equalsText(want string) func(string) error {
+	return func(got string) error {
+		if strings.TrimSpace(got) != want {
+			return fmt.Errorf("text %q, want %q", got, want)
+		}
+		return nil
+	}
+}
+
+// TestStatusPageLive drives the status page in headless Chromium against a
+// running gateway (real Redis, Consul, HTTP services): traffic makes its
+// numbers move and match /metrics, an instance failing its Consul check
+// shows within 3 s, a dead letter appears, and a Redis outage turns the
+// red banner on.
+func TestStatusPageLive(t *testing.T) {
+	h := newHarness(t)
+	h.writeRules(statusRules)
+	h.backend("orders", "orders-a")
+	ob := h.backend("orders", "orders-b")
+	bill := h.backend("billing", "billing-1")
+	bill.status.Store(400) // permanent: straight to the DLQ
+	h.start([]string{"orders"}, "")
+
+	b := openStatusPage(t, h)
+	h.waitFor("first data rendered", 15*time.Second, func() error {
+		if evalJS[string](b, `document.body.dataset.rendered || ""`) == "" {
+			return fmt.Errorf("no data rendered yet")
+		}
+		return nil
+	})
+	loadMs := evalJS[float64](b, `performance.getEntriesByName("first-data")[0].startTime`)
+	t.Logf("status page: %d bytes of embedded assets; first data rendered %.0f ms after navigation start", health.AssetBytes(), loadMs)
+	if b.text("#state") != "ready" {
+		t.Errorf("readiness pill = %q, want ready", b.text("#state"))
+	}
+	// Streams come from /streams; without it the page says n/a.
+	if status := h.status("/streams"); status == http.StatusNotFound {
+		if got := b.text("#streams"); !strings.Contains(got, "n/a") {
+			t.Errorf("streams section without /streams = %q, want n/a", got)
+		}
+	} else {
+		b.waitText("orders stream row", `#streams tr[data-stream="orders"] td[data-col="stream"]`, 5*time.Second, equalsText("orders"))
+	}
+
+	// Traffic: matches/s goes above 0 while it flows; afterwards the page's
+	// count is the /metrics counter.
+	load := h.steadyLoad("orders", 100)
+	b.waitText("matches/s above 0", `[data-tile="rate"] b`, 10*time.Second, func(s string) error {
+		if v, err := strconv.ParseFloat(s, 64); err != nil || v <= 0 {
+			return fmt.Errorf("rate tile %q", s)
+		}
+		return nil
+	})
+	load.halt()
+	h.waitAcked(20*time.Second, "orders")
+	series := `gateway_route_matches_total{route="orders-created"}`
+	want := h.metricValue(series)
+	if want < float64(load.count()) {
+		t.Fatalf("%s = %v after %d messages", series, want, load.count())
+	}
+	b.waitText("route matches equal /metrics", `tr[data-route="orders-created"] td[data-col="matches"]`, 5*time.Second,
+		equalsText(strconv.FormatFloat(want, 'f', -1, 64)))
+	for _, id := range []string{"orders-a", "orders-b"} {
+		b.waitText(id+" healthy", fmt.Sprintf(`tr[data-instance=%q] td[data-col="state"]`, id), 5*time.Second, equalsText("healthy"))
+	}
+
+	// An instance failing its Consul check is shown within 3 s.
+	h.setHealth(ob, false)
+	took := b.waitText("orders-b gone", `tr[data-instance="orders-b"][data-state="gone"] td[data-col="state"]`, 3*time.Second,
+		func(s string) error {
+			if !strings.HasPrefix(s, "gone") {
+				return fmt.Errorf("state %q", s)
+			}
+			return nil
+		})
+	t.Logf("instance turned critical in Consul: shown on the page after %s", took.Round(time.Millisecond))
+
+	// A dead letter appears at the top of the list.
+	id := h.publish("orders", "type", "bill", "payload", `{"amount":1}`)
+	b.waitText("dead letter listed", `#deadletters tbody tr:first-child td[data-col="message"]`, 10*time.Second, equalsText("orders "+id))
+	for col, want := range map[string]string{"dlq_reason": "permanent_error", "dlq_route": "billing", "dlq_status": "400"} {
+		if got := b.text(`#deadletters tbody tr:first-child td[data-col="` + col + `"]`); got != want {
+			t.Errorf("dead letter %s = %q, want %q", col, got, want)
+		}
+	}
+	if got := b.text(`[data-tile="dlq"] b`); got != "1" {
+		t.Errorf("recent dead letters tile = %q, want 1", got)
+	}
+	savePageScreenshot(t, b, "status.png")
+
+	// Not ready: the red banner names the failing check, and goes away.
+	h.redis.Stop()
+	b.waitText("banner on", "#banner", 10*time.Second, func(s string) error {
+		if hidden := evalJS[bool](b, `document.getElementById("banner").hidden`); hidden || !strings.Contains(s, "redis") {
+			return fmt.Errorf("banner hidden, %q", s)
+		}
+		return nil
+	})
+	savePageScreenshot(t, b, "status-not-ready.png")
+	h.redis.Start()
+	b.waitText("banner off", "#state", 20*time.Second, equalsText("ready"))
+}
+
+// status is the admin endpoint's HTTP status (with the admin token, if the
+// test set one).
+func (h *harness) status(path string) int {
+	h.t.Helper()
+	req, _ := http.NewRequest("GET", "http://"+h.admin+path, nil)
+	if tok := os.Getenv("GATEWAY_ADMIN_TOKEN"); tok != "" {
+		req.Header.Set("Authorization", "Bearer "+tok)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		h.t.Fatalf("GET %s: %v", path, err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
