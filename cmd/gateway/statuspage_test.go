@@ -2,8 +2,13 @@ package main
 
 import (
 	"bufio"
+	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -22,6 +27,11 @@ routes:
     streams: [orders]
     match: 'headers.type == "order.created"'
     service: orders
+  - name: big-bills
+    streams: [orders]
+    match: 'headers.type == "bill" && body.total > 1000'
+    priority: 10
+    service: billing
   - name: billing
     streams: [orders]
     match: 'headers.type == "bill"'
@@ -57,10 +67,10 @@ func (h *harness) metricValue(series string) float64 {
 }
 
 // openStatusPage navigates to the admin server's status page.
-func openStatusPage(t *testing.T, h *harness) *browser {
+func openStatusPage(t *testing.T, h *harness, addr string) *browser {
 	t.Helper()
 	b := newBrowser(t)
-	if err := b.run(30*time.Second, chromedp.Navigate("http://"+h.admin+"/")); err != nil {
+	if err := b.run(30*time.Second, chromedp.Navigate("http://"+addr+"/")); err != nil {
 		t.Fatalf("open status page: %v", err)
 	}
 	return b
@@ -102,7 +112,7 @@ func TestStatusPageLive(t *testing.T) {
 	bill.status.Store(400) // permanent: straight to the DLQ
 	h.start([]string{"orders"}, "")
 
-	b := openStatusPage(t, h)
+	b := openStatusPage(t, h, h.streamsShim())
 	h.waitFor("first data rendered", 15*time.Second, func() error {
 		if evalJS[string](b, `document.body.dataset.rendered || ""`) == "" {
 			return fmt.Errorf("no data rendered yet")
@@ -113,14 +123,6 @@ func TestStatusPageLive(t *testing.T) {
 	t.Logf("status page: %d bytes of embedded assets; first data rendered %.0f ms after navigation start", health.AssetBytes(), loadMs)
 	if b.text("#state") != "ready" {
 		t.Errorf("readiness pill = %q, want ready", b.text("#state"))
-	}
-	// Streams come from /streams; without it the page says n/a.
-	if status := h.status("/streams"); status == http.StatusNotFound {
-		if got := b.text("#streams"); !strings.Contains(got, "n/a") {
-			t.Errorf("streams section without /streams = %q, want n/a", got)
-		}
-	} else {
-		b.waitText("orders stream row", `#streams tr[data-stream="orders"] td[data-col="stream"]`, 5*time.Second, equalsText("orders"))
 	}
 
 	// Traffic: matches/s goes above 0 while it flows; afterwards the page's
@@ -141,6 +143,12 @@ func TestStatusPageLive(t *testing.T) {
 	}
 	b.waitText("route matches equal /metrics", `tr[data-route="orders-created"] td[data-col="matches"]`, 5*time.Second,
 		equalsText(strconv.FormatFloat(want, 'f', -1, 64)))
+	xlen, err := h.rdb.XLen(context.Background(), "orders").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.waitText("stream length", `#streams tr[data-stream="orders"] td[data-col="length"]`, 5*time.Second, equalsText(strconv.FormatInt(xlen, 10)))
+	b.waitText("nothing pending", `#streams tr[data-stream="orders"] td[data-col="pending"]`, 5*time.Second, equalsText("0"))
 	for _, id := range []string{"orders-a", "orders-b"} {
 		b.waitText(id+" healthy", fmt.Sprintf(`tr[data-instance=%q] td[data-col="state"]`, id), 5*time.Second, equalsText("healthy"))
 	}
@@ -157,7 +165,7 @@ func TestStatusPageLive(t *testing.T) {
 	t.Logf("instance turned critical in Consul: shown on the page after %s", took.Round(time.Millisecond))
 
 	// A dead letter appears at the top of the list.
-	id := h.publish("orders", "type", "bill", "payload", `{"amount":1}`)
+	id := h.publish("orders", "type", "bill", "payload", `{"total":"lots"}`)
 	b.waitText("dead letter listed", `#deadletters tbody tr:first-child td[data-col="message"]`, 10*time.Second, equalsText("orders "+id))
 	for col, want := range map[string]string{"dlq_reason": "permanent_error", "dlq_route": "billing", "dlq_status": "400"} {
 		if got := b.text(`#deadletters tbody tr:first-child td[data-col="` + col + `"]`); got != want {
@@ -167,7 +175,22 @@ func TestStatusPageLive(t *testing.T) {
 	if got := b.text(`[data-tile="dlq"] b`); got != "1" {
 		t.Errorf("recent dead letters tile = %q, want 1", got)
 	}
+	// The bill's body.total is no number: big-bills counted an eval error.
+	evalErrs := h.metricValue(`gateway_rule_eval_errors_total{route="big-bills"}`)
+	if evalErrs != 1 {
+		t.Errorf("gateway_rule_eval_errors_total{route=\"big-bills\"} = %v, want 1", evalErrs)
+	}
+	b.waitText("eval errors equal /metrics", `tr[data-route="big-bills"] td[data-col="eval_errors"]`, 5*time.Second, equalsText("1"))
 	savePageScreenshot(t, b, "status.png")
+
+	// A rejected reload: the page shows the error; the old rules stay.
+	h.writeRules(strings.Replace(statusRules, `match: 'headers.type == "order.created"'`, `match: 'headers.type =='`, 1))
+	b.waitText("reload error shown", "#last-error", 10*time.Second, func(s string) error {
+		if !strings.Contains(s, "last reload rejected") || !strings.Contains(s, "orders-created") {
+			return fmt.Errorf("last-error %q", s)
+		}
+		return nil
+	})
 
 	// Not ready: the red banner names the failing check, and goes away.
 	h.redis.Stop()
@@ -180,6 +203,47 @@ func TestStatusPageLive(t *testing.T) {
 	savePageScreenshot(t, b, "status-not-ready.png")
 	h.redis.Start()
 	b.waitText("banner off", "#state", 20*time.Second, equalsText("ready"))
+}
+
+// streamsShim serves the admin server through a reverse proxy that
+// answers GET /streams itself while the gateway has none (404), in the
+// shape of the gateway's /streams, from the real Redis (XLEN, XINFO
+// GROUPS, XPENDING). It returns the proxy's address.
+func (h *harness) streamsShim() string {
+	h.t.Helper()
+	rp := httputil.NewSingleHostReverseProxy(&url.URL{Scheme: "http", Host: h.admin})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/streams" {
+			rp.ServeHTTP(w, r)
+			return
+		}
+		if resp, err := http.Get("http://" + h.admin + "/streams"); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusNotFound {
+				rp.ServeHTTP(w, r)
+				return
+			}
+		}
+		ctx, cancel := context.WithTimeout(r.Context(), 500*time.Millisecond)
+		defer cancel()
+		row := map[string]any{"stream": "orders", "group": "gateway", "consumed_per_sec": 0, "trimmed_total": 0,
+			"ordered": false, "owner": "", "oldest_age_seconds": 0, "oldest_unfinished_age_seconds": 0}
+		row["length"], _ = h.rdb.XLen(ctx, "orders").Result()
+		groups, _ := h.rdb.XInfoGroups(ctx, "orders").Result()
+		for _, g := range groups {
+			if g.Name == "gateway" {
+				row["lag"], row["pending"] = g.Lag, g.Pending
+			}
+		}
+		if first, err := h.rdb.XRangeN(ctx, "orders", "-", "+", 1).Result(); err == nil && len(first) == 1 {
+			ms, _ := strconv.ParseInt(strings.Split(first[0].ID, "-")[0], 10, 64)
+			row["oldest_age_seconds"] = time.Since(time.UnixMilli(ms)).Seconds()
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(map[string]any{"streams": []any{row}})
+	}))
+	h.t.Cleanup(srv.Close)
+	return srv.Listener.Addr().String()
 }
 
 // status is the admin endpoint's HTTP status (with the admin token, if the

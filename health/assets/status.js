@@ -32,25 +32,29 @@
     })));
     return el("table", {}, caption ? el("caption", {}, caption) : null, el("thead", {}, head), el("tbody", {}, ...body));
   }
-  const na = (what) => el("p", { class: "muted", "data-na": "" }, "n/a (" + what + ")");
+  const na = (what, r) => el("p", { class: "muted", "data-na": "" }, "n/a (" + what + " " + (r.status || r.error) + ")");
   const empty = (what) => el("p", { class: "muted" }, what);
 
+  // get fetches one endpoint; a failure or timeout is status 0 with its
+  // error, so one slow endpoint does not blank the others.
   async function get(path) {
     const tok = sessionStorage.getItem(KEY);
     const headers = tok ? { Authorization: "Bearer " + tok } : {};
-    const r = await fetch(path, { headers, cache: "no-store", signal: AbortSignal.timeout(1800) });
-    let body = null;
-    try { body = await r.json(); } catch (e) { body = null; }
-    return { status: r.status, body };
+    try {
+      const r = await fetch(path, { headers, cache: "no-store", signal: AbortSignal.timeout(1800) });
+      let body = null;
+      try { body = await r.json(); } catch (e) { body = null; }
+      return { status: r.status, body };
+    } catch (e) {
+      return { status: 0, body: null, error: e && e.message ? e.message : String(e) };
+    }
   }
 
   async function poll() {
     clearTimeout(timer);
-    let res;
-    try {
-      res = await Promise.all(["readyz", "streams", "rules", "instances", "deadletters?limit=20"].map((p) => get(p)));
-    } catch (e) {
-      unreachable(e);
+    const res = await Promise.all(["readyz", "streams", "rules", "instances", "deadletters?limit=20"].map((p) => get(p)));
+    if (res.every((r) => r.status === 0)) {
+      unreachable(res[0].error);
       timer = setTimeout(poll, POLL_MS);
       return;
     }
@@ -69,9 +73,9 @@
     prevRoutes = null; rendered = false; delete document.body.dataset.rendered;
   }
 
-  function unreachable(e) {
+  function unreachable(err) {
     const b = $("banner");
-    b.replaceChildren("Gateway unreachable: " + (e && e.message ? e.message : e));
+    b.replaceChildren("Gateway unreachable: " + err);
     b.hidden = false;
     $("state").textContent = "unreachable"; $("state").className = "pill bad";
   }
@@ -87,14 +91,14 @@
     if (ok) { b.hidden = true; b.replaceChildren(); } else {
       const checks = (ready.body && ready.body.checks) || {};
       const bad = Object.entries(checks).filter(([, c]) => !c.ok).map(([n, c]) => el("li", {}, n + ": " + (c.error || "failing")));
-      b.replaceChildren("Not ready (/readyz " + ready.status + ")", el("ul", {}, ...bad));
+      b.replaceChildren(ready.status ? "Not ready (/readyz " + ready.status + ")" : "Not ready (/readyz did not answer: " + ready.error + ")", el("ul", {}, ...bad));
       b.hidden = false;
     }
     $("updated").textContent = "updated " + new Date().toLocaleTimeString();
 
     // Streams.
     const sl = streams.status === 200 && streams.body ? streams.body.streams || [] : null;
-    $("streams").replaceChildren(sl === null ? na("/streams " + streams.status) : sl.length === 0 ? empty("no streams") :
+    $("streams").replaceChildren(sl === null ? na("/streams", streams) : sl.length === 0 ? empty("no streams") :
       table(null, [["Stream", "stream"], ["Group", "group"], ["Length", "length", "num"], ["Lag", "lag", "num"], ["Pending", "pending", "num"],
         ["Consumed/s", (s) => fmt(s.consumed_per_sec, 1), "num"], ["Oldest", (s) => age(s.oldest_age_seconds), "num"],
         ["Oldest unfinished", (s) => age(s.oldest_unfinished_age_seconds), "num"], ["Trimmed", "trimmed_total", "num"],
@@ -103,7 +107,7 @@
     // Routes: matches/s from successive polls.
     let totalRate = 0, evalErrs = 0;
     const rs = rules.status === 200 && rules.body ? rules.body.routes || [] : null;
-    if (rs === null) { $("routes").replaceChildren(na("/rules " + rules.status)); $("reload").textContent = ""; } else {
+    if (rs === null) { $("routes").replaceChildren(na("/rules", rules)); $("reload").textContent = ""; } else {
       const prev = prevRoutes || new Map();
       for (const r of rs) {
         const p = prev.get(r.name);
@@ -122,6 +126,11 @@
         ["Streams", (r) => (r.streams || []).join(", ") || "all"], ["Matches", "matches", "num"], ["Matches/s", (r) => r.rate === null ? "…" : fmt(r.rate, 1), "num"],
         ["Eval errors", (r) => r.eval_errors ? el("span", { class: "bad" }, r.eval_errors) : "0", "num"], ["Source", (r) => r.file ? r.file.split("/").pop() + ":" + r.line : ""]],
         rs, (r) => ({ "data-route": r.name })));
+      // Subscriptions declared in Consul service meta, valid or not.
+      const subs = Array.isArray(rb.subscriptions) ? rb.subscriptions : [];
+      if (subs.length) $("routes").append(table("Subscriptions declared in Consul", [["Route", (x) => x.route || x.service + "/" + x.name],
+        ["State", (x) => el("span", { class: x.state === "active" ? "ok" : "bad" }, x.state || "")], ["Instances", (x) => (x.instances || []).length, "num"],
+        ["Matches", "matches", "num"], ["Error", "error", "wrap"]], subs, (x) => ({ "data-subscription": x.route || x.name })));
     }
     prevAt = now;
 
@@ -129,7 +138,7 @@
     // shown as gone (Consul no longer reports it passing).
     let healthy = 0, ejected = 0, gone = 0, noHealthy = 0;
     const svcs = inst.status === 200 && Array.isArray(inst.body) ? inst.body : null;
-    if (svcs === null) $("services").replaceChildren(na("/instances " + inst.status)); else {
+    if (svcs === null) $("services").replaceChildren(na("/instances", inst)); else {
       const blocks = [];
       const names = new Set(svcs.map((s) => s.service));
       for (const k of seen.keys()) names.add(k.split("\u0000")[0]);
@@ -157,7 +166,7 @@
 
     // Dead letters, newest first.
     const dl = dlq.status === 200 && dlq.body ? dlq.body.entries || [] : null;
-    $("deadletters").replaceChildren(dl === null ? na("/deadletters " + dlq.status) : dl.length === 0 ? empty("none") :
+    $("deadletters").replaceChildren(dl === null ? na("/deadletters", dlq) : dl.length === 0 ? empty("none") :
       table(null, [["When", (d) => d.dlq_at ? new Date(Number(d.dlq_at)).toLocaleString() : "n/a"], ["Reason", "dlq_reason"], ["Route", "dlq_route"],
         ["Message", (d) => d.dlq_stream + " " + d.dlq_id], ["Status", "dlq_status", "num"], ["Error", "dlq_error", "wrap"]],
       dl, (d) => ({ "data-dlq": d.id })));
