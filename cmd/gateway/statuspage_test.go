@@ -189,6 +189,9 @@ func TestStatusPageLive(t *testing.T) {
 	if got := b.text(`[data-tile="dlq"] b`); got != "1" {
 		t.Errorf("recent dead letters tile = %q, want 1", got)
 	}
+	if got := h.metricValue(`gateway_dlq_total{reason="permanent_error"}`); got != 1 {
+		t.Errorf(`gateway_dlq_total{reason="permanent_error"} = %v, want 1 (the page lists 1)`, got)
+	}
 	// The bill's body.total is no number: big-bills counted an eval error.
 	evalErrs := h.metricValue(`gateway_rule_eval_errors_total{route="big-bills"}`)
 	if evalErrs != 1 {

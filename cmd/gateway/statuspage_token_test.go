@@ -110,6 +110,18 @@ func TestStatusPageNeedsToken(t *testing.T) {
 		t.Errorf("page %d px wide on a %d px phone screen", sw, cw)
 	}
 	savePageScreenshot(t, b, "status-phone.png")
+	// billing has no instance: the page says so, and so do the series the
+	// no-healthy-instance and discovery-stale alerts read.
+	b.waitText("billing without instances", `table[data-service="billing"] caption`, 5*time.Second, equalsText("billing 0 healthy"))
+	for series, want := range map[string]float64{
+		`gateway_instances{service="billing",state="healthy"}`:   0,
+		`gateway_instances{service="orders",state="healthy"}`:    1,
+		`gateway_discovery_staleness_seconds{service="billing"}`: 0,
+	} {
+		if got := h.metricValue(series); got != want {
+			t.Errorf("%s = %v, want %v", series, got, want)
+		}
+	}
 
 	// The token stops working (rotated): the prompt comes back, data gone.
 	evalJS[any](b, `sessionStorage.setItem("gateway-admin-token", "rotated-away"), null`)
