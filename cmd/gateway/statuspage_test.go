@@ -130,6 +130,23 @@ func TestStatusPageLive(t *testing.T) {
 	loadMs := evalJS[float64](b, `performance.getEntriesByName("first-data")[0].startTime`)
 	t.Logf("status page: %d bytes of embedded assets; first data rendered %.0f ms after navigation start", health.AssetBytes(), loadMs)
 
+	// Keyboard: Tab reaches the skip link, Enter jumps to the content, and
+	// Tab then walks the data regions (wide tables scroll with the arrows).
+	focused := func() string {
+		return evalJS[string](b, `(() => { const e = document.activeElement; return e ? (e.id || e.className || e.tagName) : ""; })()`)
+	}
+	for _, step := range []struct{ keys, want string }{{"\t", "skip"}, {"\r", "main"}, {"\t", "streams"}, {"\t", "routes"}} {
+		if err := b.run(10*time.Second, chromedp.KeyEvent(step.keys)); err != nil {
+			t.Fatal(err)
+		}
+		h.waitFor("keyboard focus on "+step.want, 5*time.Second, func() error {
+			if got := focused(); got != step.want {
+				return fmt.Errorf("focus on %q", got)
+			}
+			return nil
+		})
+	}
+
 	// The rest through a shim that adds /streams while the gateway has none.
 	if err := b.run(30*time.Second, chromedp.Navigate("http://"+h.streamsShim()+"/")); err != nil {
 		t.Fatal(err)
