@@ -178,8 +178,9 @@ func TestStatusPageLive(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b.waitText("stream length", `#streams tr[data-stream="orders"] td[data-col="length"]`, 5*time.Second, equalsText(strconv.FormatInt(xlen, 10)))
-	b.waitText("nothing pending", `#streams tr[data-stream="orders"] td[data-col="pending"]`, 5*time.Second, equalsText("0"))
+	// (/streams is refreshed every few seconds, not on every request.)
+	b.waitText("stream length", `#streams tr[data-stream="orders"] td[data-col="length"]`, 15*time.Second, equalsText(strconv.FormatInt(xlen, 10)))
+	b.waitText("nothing pending", `#streams tr[data-stream="orders"] td[data-col="pending"]`, 15*time.Second, equalsText("0"))
 	for _, id := range []string{"orders-a", "orders-b"} {
 		b.waitText(id+" healthy", fmt.Sprintf(`tr[data-instance=%q] td[data-col="state"]`, id), 5*time.Second, equalsText("healthy"))
 	}

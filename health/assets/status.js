@@ -99,7 +99,7 @@
     // Streams.
     const sl = streams.status === 200 && streams.body ? streams.body.streams || [] : null;
     $("streams").replaceChildren(sl === null ? na("/streams", streams) : sl.length === 0 ? empty("no streams") :
-      table(null, [["Stream", "stream"], ["Group", "group"], ["Length", "length", "num"], ["Lag", "lag", "num"], ["Pending", "pending", "num"],
+      table(null, [["Stream", "stream"], ["Group", "group"], ["Length", "length", "num"], ["Lag", (s) => s.lag < 0 ? "unknown" : s.lag, "num"], ["Pending", "pending", "num"],
         ["Consumed/s", (s) => fmt(s.consumed_per_sec, 1), "num"], ["Oldest", (s) => age(s.oldest_age_seconds), "num"],
         ["Oldest unfinished", (s) => age(s.oldest_unfinished_age_seconds), "num"], ["Trimmed", "trimmed_total", "num"],
         ["Owner", (s) => s.ordered ? (s.owner || "none") : "—"]], sl, (s) => ({ "data-stream": s.stream })));
