@@ -236,6 +236,21 @@ func TestStatusPageLive(t *testing.T) {
 		return nil
 	})
 	savePageScreenshot(t, b, "status-not-ready.png")
+	// It keeps refreshing at least every 2 s while endpoints are slow or
+	// failing (Redis down: /readyz and /deadletters wait for it).
+	renders := func() int { return int(evalJS[float64](b, `Number(document.body.dataset.renders || 0)`)) }
+	from, start := renders(), time.Now()
+	h.waitFor("3 more refreshes", 15*time.Second, func() error {
+		if n := renders() - from; n < 3 {
+			return fmt.Errorf("%d refreshes", n)
+		}
+		return nil
+	})
+	if took := time.Since(start); took > 6*time.Second+500*time.Millisecond {
+		t.Errorf("3 refreshes took %s with Redis down, want at most 2 s each", took)
+	} else {
+		t.Logf("3 refreshes with Redis down took %s", took.Round(time.Millisecond))
+	}
 	h.redis.Start()
 	b.waitText("banner off", "#state", 20*time.Second, equalsText("ready"))
 }

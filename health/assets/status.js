@@ -6,7 +6,8 @@
   const POLL_MS = 1000, KEY = "gateway-admin-token";
   const $ = (id) => document.getElementById(id);
   let prevRoutes = null, prevAt = 0, timer = 0, rendered = false;
-  const seen = new Map(); // "service/id" -> last instance row seen healthy or ejected
+  const seen = new Map(); // "service\0id" -> {inst, at}: last listing of each instance
+  const GONE_MS = 10 * 60 * 1000; // a gone instance is shown for 10 minutes
 
   function el(tag, attrs, ...kids) {
     const e = document.createElement(tag);
@@ -50,17 +51,22 @@
     }
   }
 
+  // poll fetches every endpoint at once and renders; the next poll starts
+  // POLL_MS after this one started (each fetch gives up after 1.8 s), so
+  // the page refreshes at least every 2 s.
   async function poll() {
     clearTimeout(timer);
+    const started = performance.now();
+    const next = () => { timer = setTimeout(poll, Math.max(0, POLL_MS - (performance.now() - started))); };
     const res = await Promise.all(["readyz", "streams", "rules", "instances", "deadletters?limit=20"].map((p) => get(p)));
     if (res.every((r) => r.status === 0)) {
       unreachable(res[0].error);
-      timer = setTimeout(poll, POLL_MS);
+      next();
       return;
     }
     if (res.some((r) => r.status === 401)) { askToken(sessionStorage.getItem(KEY) ? "The token was rejected. Enter the admin token." : null); return; }
     render(...res);
-    timer = setTimeout(poll, POLL_MS);
+    next();
   }
 
   function askToken(msg) {
@@ -135,19 +141,21 @@
     prevAt = now;
 
     // Services and instances; an instance seen before but no longer listed is
-    // shown as gone (Consul no longer reports it passing).
+    // shown as gone for a while (Consul no longer reports it passing).
     let healthy = 0, ejected = 0, gone = 0, noHealthy = 0;
     const svcs = inst.status === 200 && Array.isArray(inst.body) ? inst.body : null;
     if (svcs === null) $("services").replaceChildren(na("/instances", inst)); else {
       const blocks = [];
       const names = new Set(svcs.map((s) => s.service));
+      const wall = Date.now();
+      for (const [k, v] of seen) if (wall - v.at > GONE_MS) seen.delete(k);
       for (const k of seen.keys()) names.add(k.split("\u0000")[0]);
       for (const name of [...names].sort()) {
         const s = svcs.find((x) => x.service === name) || { service: name, instances: [] };
         const rows = (s.instances || []).map((i) => Object.assign({}, i));
         const ids = new Set(rows.map((i) => i.id));
-        for (const [k, v] of seen) if (k.startsWith(name + "\u0000") && !ids.has(v.id)) rows.push(Object.assign({}, v, { state: "gone", inflight: 0, share: 0, latency_ms: null }));
-        for (const i of s.instances || []) seen.set(name + "\u0000" + i.id, i);
+        for (const [k, v] of seen) if (k.startsWith(name + "\u0000") && !ids.has(v.inst.id)) rows.push(Object.assign({}, v.inst, { state: "gone", inflight: 0, share: 0, latency_ms: null }));
+        for (const i of s.instances || []) seen.set(name + "\u0000" + i.id, { inst: i, at: wall });
         const h = rows.filter((i) => i.state === "healthy").length;
         healthy += h; ejected += rows.filter((i) => i.state === "ejected").length; gone += rows.filter((i) => i.state === "gone").length;
         if (h === 0) noHealthy++;
@@ -180,6 +188,7 @@
       tile("eval errors", rs ? evalErrs : "n/a", evalErrs > 0, "eval"),
       tile("recent dead letters", dl ? dl.length : "n/a", dl && dl.length > 0, "dlq"));
 
+    document.body.dataset.renders = String(Number(document.body.dataset.renders || 0) + 1);
     if (!rendered) {
       rendered = true;
       performance.mark("first-data");
