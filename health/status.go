@@ -25,24 +25,27 @@ const maxDeadLetters = 1000
 // status page shows.
 const defaultDeadLetters = 20
 
-var assetTypes = map[string]string{
-	".html": "text/html; charset=utf-8",
-	".css":  "text/css; charset=utf-8",
-	".js":   "text/javascript; charset=utf-8",
+// assetType is the Content-Type of an embedded asset.
+func assetType(name string) string {
+	switch path.Ext(name) {
+	case ".css":
+		return "text/css; charset=utf-8"
+	case ".js":
+		return "text/javascript; charset=utf-8"
+	default:
+		return "text/html; charset=utf-8"
+	}
 }
 
 // statusAsset serves GET / (the page) and GET /assets/NAME; it reports
 // whether path was one of them.
 func statusAsset(c *fasthttp.RequestCtx, p string) bool {
-	name := ""
+	var name string
 	switch {
 	case p == "/" || p == "/index.html":
 		name = "assets/index.html"
-	case len(p) > len("/assets/") && p[:len("/assets/")] == "/assets/":
+	case path.Dir(p) == "/assets":
 		name = "assets/" + path.Base(p)
-		if path.Dir(p) != "/assets" {
-			return false
-		}
 	default:
 		return false
 	}
@@ -60,7 +63,7 @@ func statusAsset(c *fasthttp.RequestCtx, p string) bool {
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Referrer-Policy", "no-referrer")
 	h.Set("Content-Security-Policy", "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self'; form-action 'none'; frame-ancestors 'none'; base-uri 'none'")
-	c.SetContentType(assetTypes[path.Ext(name)])
+	c.SetContentType(assetType(name))
 	c.SetBody(b)
 	return true
 }
