@@ -97,6 +97,7 @@ func checkExprMetrics(t *testing.T, where, expr string, exported map[string]bool
 }
 
 type grafanaPanel struct {
+	ID      int            `json:"id"`
 	Title   string         `json:"title"`
 	Type    string         `json:"type"`
 	Panels  []grafanaPanel `json:"panels"`
@@ -131,9 +132,14 @@ func TestGrafanaDashboardQueriesExportedMetrics(t *testing.T) {
 		t.Errorf("dashboard title %q uid %q: want both set", dash.Title, dash.UID)
 	}
 	used := map[string]bool{}
+	ids := map[int]string{}
 	var walk func([]grafanaPanel)
 	walk = func(ps []grafanaPanel) {
 		for _, p := range ps {
+			if other, dup := ids[p.ID]; dup || p.ID == 0 {
+				t.Errorf("panel %q: id %d missing or also used by %q", p.Title, p.ID, other)
+			}
+			ids[p.ID] = p.Title
 			walk(p.Panels)
 			if p.Type == "row" {
 				continue
