@@ -235,6 +235,9 @@ func TestStatusPageLive(t *testing.T) {
 		}
 		return nil
 	})
+	if title := evalJS[string](b, `document.title`); !strings.HasPrefix(title, "NOT READY") {
+		t.Errorf("page title while not ready = %q, want it to start with NOT READY (seen in a background tab)", title)
+	}
 	savePageScreenshot(t, b, "status-not-ready.png")
 	// It keeps refreshing at least every 2 s while endpoints are slow or
 	// failing (Redis down: /readyz and /deadletters wait for it).
@@ -253,6 +256,9 @@ func TestStatusPageLive(t *testing.T) {
 	}
 	h.redis.Start()
 	b.waitText("banner off", "#state", 20*time.Second, equalsText("ready"))
+	if title := evalJS[string](b, `document.title`); title != "gateway status" {
+		t.Errorf("page title when ready again = %q, want gateway status", title)
+	}
 }
 
 // streamsShim serves the admin server through a reverse proxy that

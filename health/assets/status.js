@@ -84,6 +84,7 @@
     b.replaceChildren("Gateway unreachable: " + err);
     b.hidden = false;
     $("state").textContent = "unreachable"; $("state").className = "pill bad";
+    document.title = "UNREACHABLE - gateway status";
   }
 
   function render(ready, streams, rules, inst, dlq) {
@@ -93,6 +94,7 @@
     const ok = ready.status === 200;
     $("state").textContent = ok ? "ready" : "not ready"; $("state").className = "pill " + (ok ? "ok" : "bad");
     $("state").dataset.ready = ok;
+    document.title = (ok ? "" : "NOT READY - ") + "gateway status";
     const b = $("banner");
     if (ok) { b.hidden = true; b.replaceChildren(); } else {
       const checks = (ready.body && ready.body.checks) || {};
