@@ -134,8 +134,11 @@ func serve(ctx context.Context, cfg *config.Config, set *rules.Set, log *slog.Lo
 	if err != nil {
 		return err
 	}
-	admin, err := health.New(health.Config{Listen: cfg.Admin.Listen, Token: cfg.Admin.Token, Logger: log},
-		adminSources(m, rdb.Ping, holder, bal, disc, ret))
+	src := adminSources(m, rdb.Ping, holder, bal, disc, ret)
+	src.DeadLetters = func(ctx context.Context, limit int) (any, error) {
+		return streams.RecentDeadLetters(ctx, rdb, cfg.Consumer.DLQStream, limit)
+	}
+	admin, err := health.New(health.Config{Listen: cfg.Admin.Listen, Token: cfg.Admin.Token, Logger: log}, src)
 	if err != nil {
 		return err
 	}
