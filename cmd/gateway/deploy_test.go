@@ -18,12 +18,6 @@ import (
 	"github.com/msgroute/gateway/internal/testenv"
 )
 
-// awaitingRetention are metrics the dashboard and alerts use that the
-// retention work (consumer.retention, /streams) exports; until it is merged
-// they are accepted without being exported. Delete this list once
-// `go test -run TestGrafanaDashboard -v` logs them as exported.
-var awaitingRetention = []string{"gateway_stream_trimmed_total", "gateway_stream_oldest_unfinished_age_seconds"}
-
 // exportedMetricNames is every series name the gateway's /metrics can
 // carry: the families of internal/metrics and of the collectors serve
 // registers, with _bucket/_sum/_count for histograms. It is read from the
@@ -85,7 +79,7 @@ func checkExprMetrics(t *testing.T, where, expr string, exported map[string]bool
 		t.Errorf("%s: query names no gateway metric: %s", where, expr)
 	}
 	for _, n := range found {
-		if !exported[n] && !slices.Contains(awaitingRetention, n) {
+		if !exported[n] {
 			t.Errorf("%s: metric %s is not exported by the gateway (query %s)", where, n, expr)
 		}
 	}
@@ -168,11 +162,6 @@ func TestGrafanaDashboardQueriesExportedMetrics(t *testing.T) {
 		"gateway_stream_trimmed_total", "gateway_stream_oldest_unfinished_age_seconds"} {
 		if !used[n] {
 			t.Errorf("no panel queries %s", n)
-		}
-	}
-	for _, n := range awaitingRetention {
-		if exported[n] {
-			t.Logf("%s is exported now: remove it from awaitingRetention", n)
 		}
 	}
 }
