@@ -124,14 +124,14 @@ func (r *Router) process(ctx context.Context, j *job) verdict {
 		// Deleted from the stream while pending: nothing left to route.
 		return verdict{ack: true}
 	case j.tooBig:
-		return r.deadLetterOnly(ctx, e, dlqInfo{reason: reasonBadMessage,
+		return r.deadLetterOnly(ctx, j, dlqInfo{reason: reasonBadMessage,
 			err: "payload of " + strconv.Itoa(len(j.msg.Payload)) + " bytes exceeds max_payload_bytes"})
 	case len(j.matches) == 0:
 		if j.set.Default().Action == rules.ActionDrop {
 			r.deps.Metrics.Dropped.WithLabelValues(e.Stream).Inc()
 			return verdict{ack: true}
 		}
-		return r.deadLetterOnly(ctx, e, dlqInfo{reason: reasonNoRoute, err: "no route matched"})
+		return r.deadLetterOnly(ctx, j, dlqInfo{reason: reasonNoRoute, err: "no route matched"})
 	}
 	defer leave(j.sems)
 	fanOut := len(j.matches) > 1
@@ -153,7 +153,7 @@ func (r *Router) process(ctx context.Context, j *job) verdict {
 			if errors.Is(m.Err, rules.ErrSchema) {
 				reason = reasonSchema
 			}
-			o = r.toDLQ(ctx, e, dlqInfo{reason: reason, route: m.Route.Name, err: m.Err.Error()})
+			o = r.deadLetter(ctx, e, j.msg, m.Route, dlqInfo{reason: reason, route: m.Route.Name, err: m.Err.Error()})
 		} else {
 			o, wait = r.deliver(ctx, j, m)
 		}
@@ -245,13 +245,13 @@ func (r *Router) deliver(ctx context.Context, j *job, m *rules.Match) (outcome, 
 			}
 			return delivered, 0
 		case deadLetter:
-			return r.toDLQ(ctx, e, dlqInfo{reason: reasonPermanent, route: route.Name,
+			return r.deadLetter(ctx, e, msg, route, dlqInfo{reason: reasonPermanent, route: route.Name,
 				status: last.res.Status, err: last.errText()}), 0
 		}
 		avoid = ep
 	}
 	if e.Deliveries >= r.cfg.MaxDeliveries {
-		return r.toDLQ(ctx, e, dlqInfo{reason: reasonMaxDeliveries, route: route.Name,
+		return r.deadLetter(ctx, e, msg, route, dlqInfo{reason: reasonMaxDeliveries, route: route.Name,
 			status: last.res.Status, err: last.errText()}), 0
 	}
 	r.deps.Metrics.Parked.WithLabelValues(svc, "transient").Inc()
@@ -329,21 +329,15 @@ func retryDelay(deliveries int64) time.Duration {
 	return min(d, 30*time.Second)
 }
 
-// reply writes the instance's answer to the message's reply_to stream.
+// reply writes the instance's answer to the message's reply_to stream
+// (outcome delivered).
 func (r *Router) reply(ctx context.Context, msg *rules.Message, route string, res dispatch.Result) bool {
 	ct := res.ContentType
 	if ct == "" {
 		ct = "application/octet-stream"
 	}
-	_, err := r.deps.Publisher.Add(ctx, msg.ReplyTo, r.cfg.ReplyMaxLen, []string{
-		"correlation_id", msg.CorrelationID, "status", strconv.Itoa(res.Status),
+	return r.writeReply(ctx, msg, route, []string{
+		"correlation_id", msg.CorrelationID, "outcome", replyDelivered, "status", strconv.Itoa(res.Status),
 		"payload", string(res.Body), "content_type", ct, "route", route, "message_id", msg.ID,
 	})
-	if err != nil {
-		r.deps.Metrics.Replies.WithLabelValues("error").Inc()
-		r.log.Warn("reply failed; message will be redelivered", "msg_id", msg.ID, "stream", msg.Stream, "route", route, "err", err)
-		return false
-	}
-	r.deps.Metrics.Replies.WithLabelValues("ok").Inc()
-	return true
 }
