@@ -25,6 +25,7 @@ type Config struct {
 	Log      Log      `mapstructure:"log"`
 	Balancer Balancer `mapstructure:"balancer"`
 	Dispatch Dispatch `mapstructure:"dispatch"`
+	AsyncAPI AsyncAPI `mapstructure:"asyncapi"`
 }
 
 // Redis says how to reach Redis. Several addrs, or Cluster, mean Redis Cluster.
@@ -110,6 +111,13 @@ type Dispatch struct {
 	Pipelining bool `mapstructure:"pipelining"`
 }
 
+// AsyncAPI fills the info object of `gateway asyncapi`. Empty fields take
+// the asyncapi package's defaults (title "gateway", version "1.0.0").
+type AsyncAPI struct {
+	Title   string `mapstructure:"title"`
+	Version string `mapstructure:"version"`
+}
+
 func defaults(v *viper.Viper) {
 	host, _ := os.Hostname()
 	set := map[string]any{
@@ -133,6 +141,7 @@ func defaults(v *viper.Viper) {
 		"balancer.algorithm": "peak_ewma",
 		"dispatch.timeout":   5 * time.Second, "dispatch.max_conns_per_host": 32,
 		"dispatch.pipelining": true,
+		"asyncapi.title":      "", "asyncapi.version": "",
 	}
 	for k, val := range set {
 		v.SetDefault(k, val)
