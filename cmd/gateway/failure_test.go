@@ -137,7 +137,7 @@ func TestEndToEndOnFailureEvents(t *testing.T) {
 	cases := []struct{ kind, route, reason, status, errText string }{
 		{"perm", "perm", "permanent_error", "404", "HTTP 404"},
 		{"flaky", "flaky", "max_deliveries", "503", "HTTP 503"},
-		{"schema", "strict", "schema", "", "at '': missing property 'id'"},
+		{"schema", "strict", "schema", "", "schema validation failed: at '/': missing property 'id'"},
 	}
 	for _, c := range cases {
 		got := byID[ids[c.kind]]
