@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -50,12 +52,18 @@ func (h *harness) streamEntries(stream string) []map[string]any {
 	return out
 }
 
-func (h *harness) startFailureGateway() {
+// writeFailureRules writes failureRules and the schema it names.
+func (h *harness) writeFailureRules() {
 	h.t.Helper()
 	h.writeRules(failureRules)
 	if err := os.WriteFile(filepath.Join(h.dir, "id.json"), []byte(`{"type":"object","required":["id"]}`), 0o644); err != nil {
 		h.t.Fatal(err)
 	}
+}
+
+func (h *harness) startFailureGateway() {
+	h.t.Helper()
+	h.writeFailureRules()
 	h.backend("good", "good-1")
 	h.backend("rejecting", "rejecting-1").status.Store(404)
 	h.backend("broken", "broken-1").status.Store(503)
@@ -165,5 +173,107 @@ func TestEndToEndOnFailureEvents(t *testing.T) {
 	}
 	if n := len(h.dlq()); n != len(cases) {
 		t.Errorf("dlq has %d entries, want %d", n, len(cases))
+	}
+}
+
+// TestProcessKill9BetweenFailureWritesAndAck kills a gateway process with
+// SIGKILL after it wrote a dead-lettered message's failure event and dead
+// letter but before its XACK. To hold it there for real, the gateway's
+// Redis user may do everything but XACK (an ACL), so its ack keeps failing
+// and retrying; no test hook is compiled into the product. A new process
+// with XACK allowed redelivers the entry: the event may be written twice,
+// never zero times, and the message ends acked, in the DLQ.
+func TestProcessKill9BetweenFailureWritesAndAck(t *testing.T) {
+	h := newHarness(t)
+	h.writeFailureRules()
+	h.backend("rejecting", "rejecting-1").status.Store(404)
+	ctx := context.Background()
+	acl := func(rules ...any) {
+		t.Helper()
+		args := append([]any{"ACL", "SETUSER", "gw", "on", ">gw-secret", "~*", "&*", "+@all"}, rules...)
+		if err := h.rdb.Do(ctx, args...).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	acl("-xack")
+	h.env = []string{"GATEWAY_REDIS_USERNAME=gw", "GATEWAY_REDIS_PASSWORD=gw-secret"}
+	gw := h.spawn("gw-1", []string{"orders"}, "")
+
+	id := h.publish("orders", "kind", "perm", "payload", `{"n":1}`)
+	eventsFor := func() int {
+		n := 0
+		for _, e := range h.streamEntries("comp") {
+			if e["failed_id"] == id {
+				n++
+			}
+		}
+		return n
+	}
+	h.waitFor("failure event and dead letter written", 10*time.Second, func() error {
+		if eventsFor() == 0 || len(h.dlq()) == 0 {
+			return fmt.Errorf("events %d, dead letters %d", eventsFor(), len(h.dlq()))
+		}
+		return nil
+	})
+	if n := h.pending("orders"); n != 1 {
+		t.Fatalf("pending = %d before the kill, want 1 (the ack must not have happened)", n)
+	}
+	_ = gw.cmd.Process.Kill() // SIGKILL
+	gw.wait(t, 5*time.Second)
+	before := eventsFor()
+
+	acl("+xack")
+	h.spawn("gw-1", []string{"orders"}, "") // same consumer: re-reads its pending entry
+	h.waitAcked(15*time.Second, "orders")
+	after := eventsFor()
+	if after < 1 {
+		t.Fatalf("no failure event for %s after kill -9 and restart", id)
+	}
+	dl := 0
+	for _, m := range h.dlq() {
+		if m.Values["dlq_id"] == id {
+			dl++
+		}
+	}
+	if dl < 1 {
+		t.Fatalf("message %s lost: not in the DLQ", id)
+	}
+	t.Logf("failure events for the message: %d before the kill, %d after the restart; dead letters: %d", before, after, dl)
+}
+
+// TestProcessFailureEventWriteFailsKeepsEntry: when the on_failure stream
+// cannot be written (here: an ACL that lets the gateway only read it), the
+// route is not final: no dead letter, no ack. Once the write works, the
+// redelivery writes the event, then the dead letter, then acks.
+func TestProcessFailureEventWriteFailsKeepsEntry(t *testing.T) {
+	h := newHarness(t)
+	h.writeFailureRules()
+	h.backend("rejecting", "rejecting-1").status.Store(404)
+	ctx := context.Background()
+	if err := h.rdb.Do(ctx, "ACL", "SETUSER", "gw", "on", ">gw-secret", "resetkeys", "~orders", "~gateway:*", "%R~comp", "&*", "+@all").Err(); err != nil {
+		t.Fatal(err)
+	}
+	h.env = []string{"GATEWAY_REDIS_USERNAME=gw", "GATEWAY_REDIS_PASSWORD=gw-secret"}
+	gw := h.spawn("gw-1", []string{"orders"}, "")
+	id := h.publish("orders", "kind", "perm", "payload", `{"n":1}`)
+	h.waitFor("event write refused", 10*time.Second, func() error {
+		if !strings.Contains(gw.log.String(), "failure event write failed") {
+			return fmt.Errorf("not yet")
+		}
+		return nil
+	})
+	if n := len(h.dlq()); n != 0 {
+		t.Fatalf("dead letter written although its failure event was not: %d", n)
+	}
+	if n := h.pending("orders"); n != 1 {
+		t.Fatalf("pending = %d, want 1", n)
+	}
+	if err := h.rdb.Do(ctx, "ACL", "SETUSER", "gw", "~comp").Err(); err != nil {
+		t.Fatal(err)
+	}
+	h.waitAcked(20*time.Second, "orders")
+	events := h.streamEntries("comp")
+	if len(events) != 1 || events[0]["failed_id"] != id || len(h.dlq()) != 1 {
+		t.Errorf("after the ACL allows it: events %v, dead letters %d; want one of each for %s", events, len(h.dlq()), id)
 	}
 }
