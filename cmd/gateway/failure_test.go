@@ -34,6 +34,11 @@ routes:
     service: good
     schema: id.json
     on_failure: comp
+  - name: badpath
+    match: 'headers.kind == "badpath"'
+    service: good
+    path_expr: '"/x/" + body.nested.id'
+    on_failure: comp
 default:
   action: dlq
 `
@@ -124,15 +129,15 @@ func TestEndToEndRepliesForEveryOutcome(t *testing.T) {
 	}
 }
 
-// TestEndToEndOnFailureEvents: a permanent error, max_deliveries and a
-// schema failure each write exactly one failure event to the route's
+// TestEndToEndOnFailureEvents: a permanent error, max_deliveries, a schema
+// failure and a bad message (path_expr fails) each write exactly one failure event to the route's
 // on_failure stream, with the original fields and the failed_* fields; a
 // delivered route writes none.
 func TestEndToEndOnFailureEvents(t *testing.T) {
 	h := newHarness(t)
 	h.startFailureGateway()
 	ids := map[string]string{}
-	for _, kind := range []string{"ok", "perm", "flaky", "schema"} {
+	for _, kind := range []string{"ok", "perm", "flaky", "schema", "badpath"} {
 		ids[kind] = h.publish("orders", "kind", kind, "tenant", "acme", "payload", `{"total":1}`)
 	}
 	h.waitAcked(30*time.Second, "orders")
@@ -146,6 +151,7 @@ func TestEndToEndOnFailureEvents(t *testing.T) {
 		{"perm", "perm", "permanent_error", "404", "HTTP 404"},
 		{"flaky", "flaky", "max_deliveries", "503", "HTTP 503"},
 		{"schema", "strict", "schema", "", "schema validation failed: at '/': missing property 'id'"},
+		{"badpath", "badpath", "bad_message", "", "path_expr failed: cannot fetch id from <nil> (1:21)"},
 	}
 	for _, c := range cases {
 		got := byID[ids[c.kind]]
