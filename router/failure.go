@@ -5,7 +5,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/msgroute/gateway/internal/streams"
 	"github.com/msgroute/gateway/rules"
 )
 
@@ -29,7 +28,7 @@ const failedPrefix = "failed_"
 // stays pending and the whole sequence runs again on its next delivery. A
 // crash or a lost ack therefore repeats writes (an event or a dead letter
 // may appear twice, with the same failed_id / dlq_id) but never skips one.
-func (r *Router) deadLetter(ctx context.Context, e *streams.Entry, msg *rules.Message, route *rules.Route, d dlqInfo) outcome {
+func (r *Router) deadLetter(ctx context.Context, e *Entry, msg *rules.Message, route *rules.Route, d dlqInfo) outcome {
 	if route != nil && route.OnFailure != "" && !r.failureEvent(ctx, e, route.OnFailure, d) {
 		return transient
 	}
@@ -45,7 +44,7 @@ func (r *Router) deadLetter(ctx context.Context, e *streams.Entry, msg *rules.Me
 // failureEvent XADDs to stream the entry's original fields plus the
 // failed_* fields describing the dead letter, so rules can route it to a
 // compensation like any other message.
-func (r *Router) failureEvent(ctx context.Context, e *streams.Entry, stream string, d dlqInfo) bool {
+func (r *Router) failureEvent(ctx context.Context, e *Entry, stream string, d dlqInfo) bool {
 	fields := make([]string, 0, 2*len(e.Fields)+12)
 	for k, v := range e.Fields {
 		if strings.HasPrefix(k, failedPrefix) {

@@ -3,10 +3,9 @@ package router
 import (
 	"context"
 	"errors"
-	"math/rand/v2"
 	"time"
 
-	"github.com/msgroute/gateway/internal/streams"
+	"github.com/msgroute/gateway/internal/backoff"
 )
 
 // readLoop reads new entries of stream while ctx lives. It first re-reads
@@ -17,7 +16,7 @@ import (
 // backlog is read in large batches rather than one entry per finished
 // message (which cost a Redis round trip per entry and ~20% of throughput).
 func (r *Router) readLoop(ctx, workCtx context.Context, stream string) {
-	b := newBackoff(50*time.Millisecond, 5*time.Second)
+	b := &backoff.Backoff{Min: 50 * time.Millisecond, Max: 5 * time.Second}
 	cursor := "0" // own backlog first, paged by ID; then ">" for new entries
 	for ctx.Err() == nil {
 		n := r.acquire(ctx, r.readWant, r.cfg.Batch)
@@ -35,12 +34,12 @@ func (r *Router) readLoop(ctx, workCtx context.Context, stream string) {
 				return
 			}
 			r.readFailed(ctx, stream, "xreadgroup", err)
-			if !b.wait(ctx) {
+			if !b.Wait(ctx) {
 				return
 			}
 			continue
 		}
-		b.reset()
+		b.Reset()
 		if cursor != ">" {
 			if len(entries) < n {
 				cursor = ">" // backlog done
@@ -58,7 +57,7 @@ func (r *Router) readLoop(ctx, workCtx context.Context, stream string) {
 func (r *Router) claimLoop(ctx, workCtx context.Context, stream string) {
 	t := time.NewTicker(r.cfg.ClaimInterval)
 	defer t.Stop()
-	b := newBackoff(100*time.Millisecond, 5*time.Second)
+	b := &backoff.Backoff{Min: 100 * time.Millisecond, Max: 5 * time.Second}
 	for {
 		select {
 		case <-ctx.Done():
@@ -78,11 +77,11 @@ func (r *Router) claimLoop(ctx, workCtx context.Context, stream string) {
 				r.release(n)
 				if ctx.Err() == nil {
 					r.readFailed(ctx, stream, "xautoclaim", err)
-					b.wait(ctx)
+					b.Wait(ctx)
 				}
 				break
 			}
-			b.reset()
+			b.Reset()
 			r.release(n - len(entries))
 			r.start(ctx, workCtx, entries)
 			if next == "0-0" || next == "" {
@@ -96,7 +95,7 @@ func (r *Router) claimLoop(ctx, workCtx context.Context, stream string) {
 func (r *Router) readFailed(ctx context.Context, stream, op string, err error) {
 	r.deps.Metrics.Errors.WithLabelValues(op).Inc()
 	r.log.Warn("read failed; backing off", "stream", stream, "op", op, "err", err)
-	if errors.Is(err, streams.ErrNoGroup) {
+	if errors.Is(err, ErrNoGroup) {
 		// Redis lost the group (restart without persistence): re-create it.
 		if err := r.deps.Source.EnsureGroup(ctx, stream); err != nil {
 			r.log.Warn("re-create consumer group failed", "stream", stream, "err", err)
@@ -109,7 +108,7 @@ func (r *Router) readFailed(ctx context.Context, stream, op string, err error) {
 // others), then hands it to a worker; each entry holds one slot, acquired by
 // the reader, until it is settled. If ctx ends while waiting, the remaining
 // entries stay pending in Redis and their slots are released.
-func (r *Router) start(ctx, workCtx context.Context, entries []streams.Entry) {
+func (r *Router) start(ctx, workCtx context.Context, entries []Entry) {
 	if len(entries) == 0 {
 		return
 	}
@@ -178,29 +177,5 @@ func (r *Router) renewOld(ctx context.Context, age time.Duration) {
 			r.deps.Metrics.Errors.WithLabelValues("xclaim_renew").Inc()
 			r.log.Warn("lease renewal failed", "stream", stream, "err", err)
 		}
-	}
-}
-
-// backoff is a capped, jittered exponential wait.
-type backoff struct {
-	min, max, cur time.Duration
-}
-
-func newBackoff(min, max time.Duration) *backoff { return &backoff{min: min, max: max, cur: min} }
-
-func (b *backoff) reset() { b.cur = b.min }
-
-// wait sleeps for the current delay (with ±50% jitter) unless ctx ends
-// first, then doubles the delay. It reports whether ctx is still alive.
-func (b *backoff) wait(ctx context.Context) bool {
-	d := b.cur/2 + time.Duration(rand.Int64N(int64(b.cur)))
-	b.cur = min(b.cur*2, b.max)
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
 	}
 }

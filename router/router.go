@@ -12,9 +12,8 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/msgroute/gateway/balancer"
-	"github.com/msgroute/gateway/internal/dispatch"
+	"github.com/msgroute/gateway/internal/backoff"
 	"github.com/msgroute/gateway/internal/metrics"
-	"github.com/msgroute/gateway/internal/streams"
 	"github.com/msgroute/gateway/rules"
 )
 
@@ -84,8 +83,8 @@ func (c *Config) fill() error {
 // Source reads a consumer group's entries.
 type Source interface {
 	EnsureGroup(ctx context.Context, stream string) error
-	Read(ctx context.Context, stream, id string, count int, block time.Duration) ([]streams.Entry, error)
-	Claim(ctx context.Context, stream, start string, minIdle time.Duration, count int) ([]streams.Entry, string, error)
+	Read(ctx context.Context, stream, id string, count int, block time.Duration) ([]Entry, error)
+	Claim(ctx context.Context, stream, start string, minIdle time.Duration, count int) ([]Entry, string, error)
 }
 
 // Settler acknowledges entries and manages their pending state.
@@ -115,7 +114,7 @@ type Picker interface {
 
 // Sender performs one HTTP attempt.
 type Sender interface {
-	Do(r *dispatch.Request) (dispatch.Result, error)
+	Do(r *Request) (Result, error)
 }
 
 // Deps are the router's collaborators; all are required.
@@ -228,7 +227,7 @@ func (r *Router) Run(ctx context.Context) error {
 }
 
 func (r *Router) ensureGroup(ctx context.Context, stream string) error {
-	b := newBackoff(100*time.Millisecond, 5*time.Second)
+	b := &backoff.Backoff{Min: 100 * time.Millisecond, Max: 5 * time.Second}
 	for {
 		err := r.deps.Source.EnsureGroup(ctx, stream)
 		if err == nil {
@@ -236,7 +235,7 @@ func (r *Router) ensureGroup(ctx context.Context, stream string) error {
 		}
 		r.deps.Metrics.Errors.WithLabelValues("xgroup_create").Inc()
 		r.log.Warn("create consumer group failed; retrying", "stream", stream, "err", err)
-		if !b.wait(ctx) {
+		if !b.Wait(ctx) {
 			return fmt.Errorf("create group on %s: %w", stream, err)
 		}
 	}

@@ -100,7 +100,7 @@ func serve(ctx context.Context, cfg *config.Config, set *rules.Set, log *slog.Lo
 	}
 
 	disp, err := dispatch.New(dispatch.Config{
-		Timeout: cfg.Dispatch.Timeout, MaxConnsPerHost: cfg.Dispatch.MaxConnsPerHost, NoPipelining: !cfg.Dispatch.Pipelining,
+		Timeout: cfg.Dispatch.Timeout, MaxConnsPerHost: cfg.Dispatch.MaxConnsPerHost,
 	})
 	if err != nil {
 		return err

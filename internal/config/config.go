@@ -105,10 +105,6 @@ type Balancer struct {
 type Dispatch struct {
 	Timeout         time.Duration `mapstructure:"timeout"`            // per attempt when the route has none; default 5s
 	MaxConnsPerHost int           `mapstructure:"max_conns_per_host"` // default 32
-	// Pipelining sends requests beyond max_conns_per_host on busy
-	// connections (HTTP/1.1 pipelining); false makes them wait for a free
-	// one instead. Default true.
-	Pipelining bool `mapstructure:"pipelining"`
 }
 
 // AsyncAPI fills the info object of `gateway asyncapi`. Empty fields take
@@ -140,8 +136,7 @@ func defaults(v *viper.Viper) {
 		"log.level": "info", "log.format": "text",
 		"balancer.algorithm": "peak_ewma",
 		"dispatch.timeout":   5 * time.Second, "dispatch.max_conns_per_host": 32,
-		"dispatch.pipelining": true,
-		"asyncapi.title":      "", "asyncapi.version": "",
+		"asyncapi.title": "", "asyncapi.version": "",
 	}
 	for k, val := range set {
 		v.SetDefault(k, val)

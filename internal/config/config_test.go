@@ -38,7 +38,6 @@ func TestLoadDefaults(t *testing.T) {
 		{"admin.listen", c.Admin.Listen, "127.0.0.1:9595"},
 		{"balancer.algorithm", c.Balancer.Algorithm, "peak_ewma"},
 		{"dispatch.max_conns_per_host", c.Dispatch.MaxConnsPerHost, 32},
-		{"dispatch.pipelining", c.Dispatch.Pipelining, true},
 	}
 	for _, ch := range checks {
 		if !equal(ch.got, ch.want) {
@@ -63,7 +62,7 @@ func TestEnvOverrides(t *testing.T) {
 	t.Setenv("GATEWAY_REDIS_PASSWORD", "s3cret")
 	t.Setenv("GATEWAY_CONSUMER_BATCH", "7")
 	t.Setenv("GATEWAY_CONSUMER_CLAIM_IDLE", "1m")
-	t.Setenv("GATEWAY_DISPATCH_PIPELINING", "false")
+	t.Setenv("GATEWAY_DISPATCH_MAX_CONNS_PER_HOST", "8")
 	c, err := Load(write(t, "consumer: {streams: [orders], batch: 100}\n"))
 	if err != nil {
 		t.Fatal(err)
@@ -71,7 +70,7 @@ func TestEnvOverrides(t *testing.T) {
 	if len(c.Redis.Addrs) != 2 || !c.Redis.Cluster {
 		t.Errorf("redis.addrs = %v cluster=%v, want 2 addrs and cluster", c.Redis.Addrs, c.Redis.Cluster)
 	}
-	if c.Redis.Password != "s3cret" || c.Consumer.Batch != 7 || c.Consumer.ClaimIdle != time.Minute || c.Dispatch.Pipelining {
+	if c.Redis.Password != "s3cret" || c.Consumer.Batch != 7 || c.Consumer.ClaimIdle != time.Minute || c.Dispatch.MaxConnsPerHost != 8 {
 		t.Errorf("env overrides not applied: %+v", c)
 	}
 }
@@ -90,7 +89,10 @@ func TestInvalidConfigNamesTheKey(t *testing.T) {
 		{"timeout vs claim idle", "consumer: {streams: [a], claim_idle: 2s}\ndispatch: {timeout: 5s}\n", "dispatch.timeout"},
 		{"bad addr", "redis: {addrs: [localhost]}\nconsumer: {streams: [a]}\n", "redis.addrs"},
 		{"cert without key", "redis: {tls: true, tls_cert_file: c.pem}\nconsumer: {streams: [a]}\n", "redis.tls_cert_file"},
-		{"bad bool", "consumer: {streams: [a]}\ndispatch: {pipelining: sometimes}\n", "pipelining"},
+		{"bad bool", "consumer: {streams: [a]}\nredis: {tls: sometimes}\n", "tls"},
+		// The pipelining key went with the hand-written pool: a config
+		// still setting it is told so instead of silently ignored.
+		{"removed dispatch.pipelining", "consumer: {streams: [a]}\ndispatch: {pipelining: false}\n", "pipelining"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -8,26 +8,16 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/msgroute/gateway/router"
 )
 
-// Entry is one stream entry handed to the pipeline.
-type Entry struct {
-	Stream string
-	ID     string
-	Fields map[string]string
-	// Deliveries is Redis's delivery counter for this entry in the group,
-	// 1 on first delivery.
-	Deliveries int64
-	// Redelivered is set on entries that were pending before this read
-	// (claimed, or re-read from this consumer's backlog): they may have
-	// been worked on already. Deliveries alone cannot tell, because a
-	// wait for capacity or instances sets the counter back.
-	Redelivered bool
-}
+// Entry is the router's stream entry, which this adapter fills.
+type Entry = router.Entry
 
-// ErrNoGroup means the stream or its consumer group does not exist (any
-// more); EnsureGroup re-creates it.
-var ErrNoGroup = errors.New("consumer group missing")
+// ErrNoGroup is router.ErrNoGroup: the stream or its consumer group does
+// not exist (any more); EnsureGroup re-creates it.
+var ErrNoGroup = router.ErrNoGroup
 
 // Group is one consumer (Name) of one consumer group across streams. Safe
 // for concurrent use.
