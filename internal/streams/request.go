@@ -16,10 +16,11 @@ import (
 var ErrReplyTimeout = errors.New("timed out waiting for the reply")
 
 // ReplyStreamPrefix starts the name of every reply stream Request creates.
+// It is reserved: Group.Add writes to such a stream only while it exists.
 const ReplyStreamPrefix = "gateway:reply:"
 
-// replyGrace is how long a reply stream outlives the request's timeout: a
-// reply that comes late lands in a key that still expires by itself.
+// replyGrace is how long a reply stream may outlive the request's timeout
+// when the requester dies before deleting it.
 const replyGrace = time.Minute
 
 // RequestConfig describes one request-reply exchange.
@@ -36,7 +37,7 @@ type RequestConfig struct {
 // RequestResult is what a request saw.
 type RequestResult struct {
 	ID            string              // the published entry's ID
-	ReplyTo       string              // the reply stream used (deleted unless timed out)
+	ReplyTo       string              // the reply stream used (deleted when Request returns)
 	CorrelationID string              // the message's correlation_id
 	Replies       []map[string]string // in arrival order
 }
@@ -62,10 +63,11 @@ func Publish(ctx context.Context, rdb redis.UniversalClient, stream string, fiel
 
 // Request publishes a message with a fresh reply_to stream (and a fresh
 // correlation_id unless Fields has one) and waits for cfg.Replies replies.
-// The reply stream is created empty with a TTL of Timeout+1m before the
-// message is published, and deleted once the replies are read or ctx ends;
-// on ErrReplyTimeout it is left to expire, so a late reply does not create
-// a key that lives forever.
+// The reply stream is created empty before the message is published and
+// deleted when Request returns, whatever the outcome; replies that come
+// later are dropped by the gateway (Group.Add never creates a reply stream),
+// so no key is left behind. Its TTL of Timeout+1m is the safety net for a
+// requester killed before it could delete it.
 func Request(ctx context.Context, rdb redis.UniversalClient, cfg RequestConfig) (RequestResult, error) {
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 30 * time.Second
@@ -101,9 +103,6 @@ func Request(ctx context.Context, rdb redis.UniversalClient, cfg RequestConfig) 
 		return res, err
 	}
 	err = res.await(ctx, rdb, cfg)
-	if errors.Is(err, ErrReplyTimeout) {
-		return res, err
-	}
 	deleteQuietly(rdb, res.ReplyTo)
 	return res, err
 }
