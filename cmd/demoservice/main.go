@@ -2,9 +2,11 @@
 // tests of the gateway: it registers itself in Consul with an HTTP health
 // check, logs one line per received message (never the body), answers with
 // a JSON acknowledgement after a modelled latency, and deregisters on
-// SIGINT or SIGTERM.
+// SIGINT or SIGTERM. With -shop it also serves the order saga's steps
+// (shop.go).
 //
 //	demoservice -name orders -consul 127.0.0.1:8500 -latency lognormal:2ms:8ms
+//	demoservice -name payments -shop -decline-above 1800
 package main
 
 import (
