@@ -5,16 +5,23 @@ import "time"
 // runSpec is one measured run: one consumer (gateway or floor) draining
 // Messages produced closed-loop (Rate 0) or open-loop at Rate per second.
 type runSpec struct {
-	Name      string // label in reports: "floor", "gateway", "gateway/peak_ewma"
-	Target    string // "gateway" or "floor"
-	Fleet     *fleet
-	Messages  int
-	Rate      float64
-	Routes    int
+	Name     string // label in reports: "floor", "gateway", "gateway/peak_ewma"
+	Target   string // "gateway" or "floor"
+	Fleet    *fleet
+	Messages int
+	Rate     float64
+	Routes   int
+	// Realistic selects the realistic rule set and payloads (realistic.go)
+	// instead of one attribute-equality route per route key.
+	Realistic bool
 	Algorithm string
 	// ReloadEvery > 0 rewrites the rules file at that period during the run.
 	ReloadEvery time.Duration
 	Timeout     time.Duration
+	// Env holds extra GATEWAY_* settings for this run's gateway.
+	Env []string
+	// SampleRedis > 0 records XLEN and used_memory at that period.
+	SampleRedis time.Duration
 }
 
 // result is what a run measured. Every number comes from this run.
@@ -63,6 +70,11 @@ type result struct {
 	ReloadErrors float64 `json:"reloads_failed_metric,omitempty"`
 
 	PerInstance []instanceShare `json:"per_instance"`
+
+	// With runSpec.SampleRedis: the stream's length and Redis's memory
+	// over the run, and used_memory before it.
+	RedisSamples        []redisSample `json:"redis_samples,omitempty"`
+	UsedMemoryBeforeMiB float64       `json:"used_memory_before_mib,omitempty"`
 }
 
 type instanceShare struct {

@@ -66,7 +66,7 @@ func TestDeadLetterWritesInOrder(t *testing.T) {
 	}
 	for _, tt := range tests {
 		pub := &recordingPublisher{failOn: tt.failOn}
-		r, err := New(Config{Streams: []string{"s"}, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))},
+		r, err := New(Config{Streams: []string{"s"}, DLQStream: "gateway:dlq", Logger: slog.New(slog.NewTextHandler(io.Discard, nil))},
 			Deps{Source: benchSource{}, Settler: &benchSettler{}, Publisher: pub, Picker: bal, Sender: statusSender(404),
 				Rules: func() *rules.Set { return set }, Metrics: metrics.New()})
 		if err != nil {

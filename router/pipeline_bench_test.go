@@ -90,7 +90,7 @@ func benchRouter(b testing.TB, routes int) (*Router, *benchSettler) {
 	bal.Update("svc", insts)
 	st := &benchSettler{}
 	r, err := New(Config{Streams: []string{"s"}, Batch: 256, MaxInflight: 512, ServiceConcurrency: 512,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))},
+		DLQStream: "dlq", Logger: slog.New(slog.NewTextHandler(io.Discard, nil))},
 		Deps{Source: benchSource{}, Settler: st, Publisher: benchPublisher{}, Picker: bal, Sender: okSender{},
 			Rules: func() *rules.Set { return set }, Metrics: metrics.New()})
 	if err != nil {
@@ -123,10 +123,6 @@ func BenchmarkPipeline(b *testing.B) {
 		n := min(batch, b.N-done)
 		for i := range n {
 			entries[i] = benchEntry(done+i, routes)
-		}
-		got := r.acquire(ctx, 1, n)
-		for got < n {
-			got += r.acquire(ctx, 1, n-got)
 		}
 		r.start(ctx, ctx, entries[:n])
 	}

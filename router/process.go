@@ -1,6 +1,7 @@
 package router
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"slices"
@@ -58,6 +59,10 @@ type job struct {
 	semBuf   [1]*serviceSem
 	req      Request       // the HTTP attempt being made, reused
 	since    time.Time     // lease start; guarded by leases.mu
+	// sampled jobs have their stages timed; stamp is when the last one
+	// ended (stageClock).
+	sampled bool
+	stamp   time.Time
 	msgBuf   rules.Message // backing of msg, reused with the job
 }
 
@@ -92,6 +97,11 @@ func (r *Router) prepare(e *Entry) *job {
 	}
 	j.set = r.deps.Rules()
 	j.matches = j.set.Match(j.msg, j.matchBuf[:0])
+	if only := j.msg.ReplayRoute; only != "" {
+		// A replayed dead letter goes back to the route that dead-lettered
+		// it, and no other (they had their copy).
+		j.matches = slices.DeleteFunc(j.matches, func(m rules.Match) bool { return m.Route.Name != only })
+	}
 	j.sems = j.semBuf[:0]
 	for _, m := range j.matches {
 		if m.Err == nil && j.sem(m.Route.Service) == nil {
@@ -281,7 +291,7 @@ func (r *Router) attempt(req *Request, ep *balancer.Endpoint, msg *rules.Message
 	route := m.Route
 	*req = Request{
 		Addr: ep.Addr(), Method: route.Method, Path: m.Path, Route: route.Name, Msg: msg,
-		Attempt: n, Timeout: route.Timeout, KeepBody: msg.ReplyTo != "",
+		Attempt: n, Timeout: cmp.Or(route.Timeout, r.cfg.AttemptTimeout), KeepBody: msg.ReplyTo != "",
 	}
 	res, err := r.deps.Sender.Do(req)
 	elapsed := time.Since(start)

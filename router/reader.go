@@ -10,26 +10,27 @@ import (
 
 // readLoop reads new entries of stream while ctx lives. It first re-reads
 // this consumer's own pending entries (left by a previous run of the same
-// replica), then new ones. It reads only as many entries as there are free
-// in-flight slots, so a full pipeline stops reading; once full, it waits
-// until a quarter of max_inflight (at most a batch) is free again, so a
-// backlog is read in large batches rather than one entry per finished
-// message (which cost a Redis round trip per entry and ~20% of throughput).
+// replica), then new ones. Reads are full batches: the reader hands a
+// batch's entries on as in-flight slots free up (start), and reads the next
+// batch once the last one is handed on. So a backlog keeps every slot busy
+// while the next batch is on its way (waiting for a quarter of the window
+// to free before reading, as this loop once did, left that quarter idle
+// for a Redis round trip each time), and a full pipeline still stops
+// reading: at most one batch per stream waits for slots.
 func (r *Router) readLoop(ctx, workCtx context.Context, stream string) {
 	b := &backoff.Backoff{Min: 50 * time.Millisecond, Max: 5 * time.Second}
 	cursor := "0" // own backlog first, paged by ID; then ">" for new entries
 	for ctx.Err() == nil {
-		n := r.acquire(ctx, r.readWant, r.cfg.Batch)
-		if n == 0 {
-			return
-		}
 		// The read runs under workCtx, not ctx: a read cancelled on the
 		// client side may already have moved entries into this consumer's
 		// pending list, and they would sit there unprocessed after a
 		// graceful stop. Shutdown waits at most Block for it instead.
-		entries, err := r.deps.Source.Read(workCtx, stream, cursor, n, r.cfg.Block)
+		began := time.Now()
+		entries, err := r.deps.Source.Read(workCtx, stream, cursor, r.cfg.Batch, r.cfg.Block)
+		if len(entries) > 0 {
+			observeSince(r.stages.read, began)
+		}
 		if err != nil {
-			r.release(n)
 			if ctx.Err() != nil {
 				return
 			}
@@ -41,13 +42,12 @@ func (r *Router) readLoop(ctx, workCtx context.Context, stream string) {
 		}
 		b.Reset()
 		if cursor != ">" {
-			if len(entries) < n {
+			if len(entries) < r.cfg.Batch {
 				cursor = ">" // backlog done
 			} else {
 				cursor = entries[len(entries)-1].ID
 			}
 		}
-		r.release(n - len(entries))
 		r.start(ctx, workCtx, entries)
 	}
 }
@@ -66,15 +66,10 @@ func (r *Router) claimLoop(ctx, workCtx context.Context, stream string) {
 		}
 		cursor := "0-0"
 		for ctx.Err() == nil {
-			n := r.acquire(ctx, 1, r.cfg.Batch)
-			if n == 0 {
-				return
-			}
 			// workCtx for the same reason as the read: a claim cut short
 			// may already have taken the entries over.
-			entries, next, err := r.deps.Source.Claim(workCtx, stream, cursor, r.cfg.ClaimIdle, n)
+			entries, next, err := r.deps.Source.Claim(workCtx, stream, cursor, r.cfg.ClaimIdle, r.cfg.Batch)
 			if err != nil {
-				r.release(n)
 				if ctx.Err() == nil {
 					r.readFailed(ctx, stream, "xautoclaim", err)
 					b.Wait(ctx)
@@ -82,7 +77,6 @@ func (r *Router) claimLoop(ctx, workCtx context.Context, stream string) {
 				break
 			}
 			b.Reset()
-			r.release(n - len(entries))
 			r.start(ctx, workCtx, entries)
 			if next == "0-0" || next == "" {
 				break
@@ -103,11 +97,13 @@ func (r *Router) readFailed(ctx context.Context, stream, op string, err error) {
 	}
 }
 
-// start matches each entry, waits until every service it goes to has room
-// in its queue (so a saturated service stops this stream's reader, not the
-// others), then hands it to a worker; each entry holds one slot, acquired by
-// the reader, until it is settled. If ctx ends while waiting, the remaining
-// entries stay pending in Redis and their slots are released.
+// start matches each entry, then hands the entries to workers as in-flight
+// slots free up, each once every service it goes to has room in its queue
+// (so a saturated service stops this stream's reader, not the others).
+// Each entry holds one slot until it is settled. Entries waiting for a
+// slot are leased like those in flight, so a long wait never lets another
+// replica claim them. If ctx ends while waiting, the remaining entries
+// stay pending in Redis.
 func (r *Router) start(ctx, workCtx context.Context, entries []Entry) {
 	if len(entries) == 0 {
 		return
@@ -116,20 +112,43 @@ func (r *Router) start(ctx, workCtx context.Context, entries []Entry) {
 	// of one stream); a lease that starts a little early is renewed early,
 	// which is harmless.
 	now := time.Now()
-	handed := 0
-	defer func() { r.mc.consumed(entries[0].Stream).Add(float64(handed)) }()
+	r.mc.consumed(entries[0].Stream).Add(float64(len(entries)))
+	jobs := make([]*job, len(entries))
 	for i := range entries {
-		j := r.prepare(&entries[i])
-		if !admit(ctx, j.sems) {
-			freeJob(j)
-			r.release(len(entries) - i)
+		jobs[i] = r.prepare(&entries[i])
+		r.live.add(jobs[i], now)
+	}
+	prepared := time.Now()
+	r.stages.match.Observe(prepared.Sub(now).Seconds() / float64(len(entries)))
+	for i := 0; i < len(jobs); {
+		n := r.slots.take(ctx, 1, len(jobs)-i)
+		if n == 0 {
+			r.drop(jobs[i:])
 			return
 		}
-		r.deps.Metrics.Inflight.Inc()
-		r.live.add(j, now)
-		r.work.Add(1)
-		r.workers.hand(workCtx, j)
-		handed++
+		for end := i + n; i < end; i++ {
+			j := jobs[i]
+			if !admit(ctx, j.sems) {
+				r.release(end - i)
+				r.drop(jobs[i:])
+				return
+			}
+			if j.sampled = r.stages.sample(); j.sampled {
+				j.stamp = observeSince(r.stages.waitSlot, prepared)
+			}
+			r.deps.Metrics.Inflight.Inc()
+			r.work.Add(1)
+			r.workers.hand(workCtx, j)
+		}
+	}
+}
+
+// drop gives up jobs that were read but not handed on (shutdown): their
+// entries stay pending in Redis and are redelivered.
+func (r *Router) drop(jobs []*job) {
+	for _, j := range jobs {
+		r.live.remove(j)
+		freeJob(j)
 	}
 }
 
@@ -141,13 +160,15 @@ func (r *Router) finish(ctx context.Context, j *job) {
 	defer r.release(1)
 	defer r.deps.Metrics.Inflight.Dec()
 	defer r.live.remove(j)
-	r.settle(ctx, &j.e, r.process(ctx, j))
-}
-
-// acquire waits until want in-flight slots are free, then takes up to
-// most. It returns how many it took (0 when ctx is done).
-func (r *Router) acquire(ctx context.Context, want, most int) int {
-	return r.slots.take(ctx, want, most)
+	if !j.sampled {
+		r.settle(ctx, &j.e, r.process(ctx, j))
+		return
+	}
+	t := observeSince(r.stages.handoff, j.stamp)
+	v := r.process(ctx, j)
+	t = observeSince(r.stages.dispatch, t)
+	r.settle(ctx, &j.e, v)
+	observeSince(r.stages.settle, t)
 }
 
 func (r *Router) release(n int) { r.slots.give(n) }

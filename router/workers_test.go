@@ -52,9 +52,6 @@ func TestPipelineSettlesEveryEntry(t *testing.T) {
 		for i := range entries {
 			entries[i] = benchEntry(done+i, 10)
 		}
-		for got := 0; got < batch; {
-			got += r.acquire(ctx, 1, batch-got)
-		}
 		r.start(ctx, ctx, entries)
 	}
 	r.work.Wait()
@@ -67,7 +64,7 @@ func TestPipelineSettlesEveryEntry(t *testing.T) {
 	if n := r.slots.inUse(); n != 0 {
 		t.Errorf("%d in-flight slots still held", n)
 	}
-	if n := len(r.svc.sem("svc").queue); n != 0 {
+	if n := r.svc.sem("svc").queued.n; n != 0 {
 		t.Errorf("%d admission tokens of svc still held", n)
 	}
 }

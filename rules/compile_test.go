@@ -54,7 +54,6 @@ func TestCompileErrors(t *testing.T) {
 		{"on_failure not a string", "routes:\n  - {name: r, service: s, on_failure: [a]}\n", []string{`f.yaml:2: route "r": on_failure: must be a string`}},
 		{"bad action", "default: {action: bounce}\n", []string{`f.yaml:1: default.action "bounce" is not one of dlq, drop, route`}},
 		{"route without service", "default: {action: route}\n", []string{"f.yaml:1: default.service is required with action: route"}},
-		{"service without route", "default: {action: dlq, service: x}\n", []string{"f.yaml:1: default.service is only used with action: route"}},
 		{"unknown default key", "default: {action: dlq, to: x}\n", []string{`f.yaml:1: unknown key "to" in default (want action or service)`}},
 		{"several problems at once", "routes:\n  - {name: a}\n  - {service: s}\n", []string{`f.yaml:2: route "a": service is required`, "f.yaml:3: name is required"}},
 	}
