@@ -57,13 +57,13 @@ type job struct {
 	// route to one service, which then costs no allocation of its own.
 	matchBuf [1]rules.Match
 	semBuf   [1]*serviceSem
-	req      Request       // the HTTP attempt being made, reused
-	since    time.Time     // lease start; guarded by leases.mu
+	req      Request   // the HTTP attempt being made, reused
+	since    time.Time // lease start; guarded by leases.mu
 	// sampled jobs have their stages timed; stamp is when the last one
 	// ended (stageClock).
 	sampled bool
 	stamp   time.Time
-	msgBuf   rules.Message // backing of msg, reused with the job
+	msgBuf  rules.Message // backing of msg, reused with the job
 }
 
 // jobs recycles jobs (and their Message and attribute map): a fresh
