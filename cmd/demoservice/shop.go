@@ -12,7 +12,8 @@ import (
 // above a total) and orders (cancel). Each instance keeps its own state,
 // so the demo runs one inventory instance. Every step is idempotent per
 // order ID, as a saga's steps must be: a redelivered reserve, release or
-// cancel changes nothing the second time. Safe for concurrent use.
+// cancel changes nothing the second time, and a reservation that arrives
+// after its order was released is refused. Safe for concurrent use.
 type shop struct {
 	declineAbove float64 // charge answers 402 above this total; 0 = never
 
@@ -105,7 +106,13 @@ func (s *shop) respond(ctx *fasthttp.RequestCtx) bool {
 	defer s.mu.Unlock()
 	switch path {
 	case "/inventory/reserve":
-		if _, dup := s.held[id]; dup || s.released[id] {
+		if s.released[id] {
+			// Compensated before it got here (the reservation waited, the
+			// payment failed meanwhile): holding stock now would leak it.
+			answer(ctx, fasthttp.StatusConflict, `{"ok":false,"reason":"order already released"}`)
+			return true
+		}
+		if _, dup := s.held[id]; dup {
 			break // already reserved (a redelivery)
 		}
 		for _, it := range o.Items {
@@ -120,16 +127,16 @@ func (s *shop) respond(ctx *fasthttp.RequestCtx) bool {
 		s.held[id] = o.Items
 		s.counts.Reserved++
 	case "/inventory/release":
-		items, ok := s.held[id]
-		if !ok {
-			break // nothing held: never reserved, or released already
-		}
-		for _, it := range items {
+		// Give back what is held; remember the order either way, so a
+		// reservation that arrives after its compensation is refused.
+		for _, it := range s.held[id] {
 			s.stock[it.SKU] += it.Qty
 		}
 		delete(s.held, id)
-		s.released[id] = true
-		s.counts.Released++
+		if !s.released[id] {
+			s.released[id] = true
+			s.counts.Released++
+		}
 	case "/payments/charge":
 		if s.declineAbove > 0 && o.Total > s.declineAbove {
 			s.counts.Declined++

@@ -20,8 +20,9 @@ func shopCall(t *testing.T, s *shop, method, path, body string) (int, string) {
 }
 
 // TestShopSagaSteps: reserve takes stock, release gives back exactly what
-// was reserved, every step is idempotent per order, payments above the
-// limit are declined with 402.
+// was reserved, every step is idempotent per order, a reservation after its
+// order's release is refused, payments above the limit are declined with
+// 402.
 func TestShopSagaSteps(t *testing.T) {
 	s := newShop(10, 1000)
 	order := `{"id":"o-1","total":1500,"items":[{"sku":"a","qty":3},{"sku":"b","qty":1}]}`
@@ -38,6 +39,9 @@ func TestShopSagaSteps(t *testing.T) {
 		{"POST", "/orders/cancel", order, 200},
 		{"POST", "/orders/cancel", order, 200},
 		{"POST", "/inventory/reserve", `{"id":"o-3","items":[{"sku":"a","qty":11}]}`, 409},
+		// Compensation before the action: the late reservation is refused.
+		{"POST", "/inventory/release", `{"id":"o-4","items":[{"sku":"a","qty":2}]}`, 200},
+		{"POST", "/inventory/reserve", `{"id":"o-4","items":[{"sku":"a","qty":2}]}`, 409},
 		{"POST", "/inventory/reserve", `not json`, 422},
 	}
 	for _, st := range steps {
@@ -57,7 +61,7 @@ func TestShopSagaSteps(t *testing.T) {
 		t.Errorf("inventory after reserve+release = %s, want a and b back at 10, nothing held", body)
 	}
 	_, body = shopCall(t, s, "GET", "/saga", "")
-	if want := `{"reserved":1,"released":1,"charged":1,"declined":1,"cancelled":1}`; body != want {
+	if want := `{"reserved":1,"released":2,"charged":1,"declined":1,"cancelled":1}`; body != want {
 		t.Errorf("GET /saga = %s, want %s", body, want)
 	}
 	if code, _ := shopCall(t, s, "POST", "/other", order); code != 0 {
