@@ -68,6 +68,9 @@ type result struct {
 	Reloads      int     `json:"rules_writes,omitempty"`
 	ReloadsSeen  float64 `json:"reloads_ok_metric,omitempty"` // gateway_rules_reloads_total{result="success"}
 	ReloadErrors float64 `json:"reloads_failed_metric,omitempty"`
+	// StageMeanUs is the gateway's mean time per stage (gateway_stage_seconds):
+	// read and ack per batch, the others per sampled message.
+	StageMeanUs map[string]float64 `json:"stage_mean_us,omitempty"`
 
 	PerInstance []instanceShare `json:"per_instance"`
 

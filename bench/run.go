@@ -169,6 +169,7 @@ func (h *harness) finish(ctx context.Context, res *result, t target, id, stream,
 		if m, err := scrapeMetrics(t.admin, ok, failed); err == nil {
 			res.ReloadsSeen, res.ReloadErrors = m[ok], m[failed]
 		}
+		res.StageMeanUs = stageMeans(t.admin)
 	}
 	if last, err := readProcStat(t.p.Pid()); err == nil {
 		res.PeakRSSMiB = float64(last.HWM) / (1 << 20)
