@@ -18,4 +18,9 @@
 // Lease: entries in flight longer than a third of ClaimIdle are re-claimed
 // by this consumer (XCLAIM JUSTID), which resets their idle time, so another
 // replica's XAUTOCLAIM never takes a message that is still being processed.
+//
+// Final outcomes write before the ack (failure.go): a dead-lettered route
+// writes its on_failure event, then the dead letter, then the requester's
+// reply; a delivered one its reply. Any failed write leaves the entry
+// pending, so a crash repeats writes but never skips one.
 package router

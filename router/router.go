@@ -149,18 +149,18 @@ type Deps struct {
 
 // Router runs the pipeline. Create with New, run with Run once.
 type Router struct {
-	cfg   Config
-	deps  Deps
-	log   *slog.Logger
-	slots *slots // global in-flight places
-	svc      *serviceLimits
-	acks     *acker
-	live     *leases
-	workers  *workerPool
-	mc       *metricCache
-	stages   *stageClock
-	work     sync.WaitGroup // messages handed to workers and not yet settled
-	running  atomic.Bool
+	cfg     Config
+	deps    Deps
+	log     *slog.Logger
+	slots   *slots // global in-flight places
+	svc     *serviceLimits
+	acks    *acker
+	live    *leases
+	workers *workerPool
+	mc      *metricCache
+	stages  *stageClock
+	work    sync.WaitGroup // messages handed to workers and not yet settled
+	running atomic.Bool
 }
 
 // New validates cfg and returns a Router.

@@ -92,6 +92,10 @@ func (c *compiler) compileRoute(file string, n *yaml.Node) *Route {
 		case "schema":
 			r.Schema, err = scalarString(v)
 			schemaLine = k.Line
+		case "on_failure":
+			if r.OnFailure, err = scalarString(v); err == nil && !validStreamName(r.OnFailure) {
+				err = fmt.Errorf("%q is not a stream name (non-empty, printable, no spaces)", r.OnFailure)
+			}
 		default:
 			err = errors.New("unknown key")
 		}
@@ -174,6 +178,10 @@ func exprLine(v *yaml.Node, err error) int {
 	}
 	return line + ee.line - 1
 }
+
+// validStreamName reports whether s can name a Redis stream the gateway
+// writes to: non-empty, printable, without spaces (as route names).
+func validStreamName(s string) bool { return validName(s) }
 
 // validName reports whether a route or service name is usable in headers,
 // metric labels and idempotency keys: printable, without spaces.

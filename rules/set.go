@@ -56,6 +56,9 @@ type Route struct {
 	Path      string // static path, "/" when not set
 	PathExpr  string
 	Schema    string // schema file as written in the rules
+	// OnFailure is the stream a failure event is written to when this
+	// route dead-letters a message; "" = none.
+	OnFailure string
 	File      string // rules file and line where the route's entry starts
 	Line      int
 

@@ -84,6 +84,7 @@ func (h *harness) spawn(name string, streams []string, extra string) *gwProc {
 	p := &gwProc{admin: admin, done: make(chan struct{}), log: &lockedLog{}}
 	p.cmd = exec.Command(gatewayBinary(h.t), "run", "--config", cfgPath)
 	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
+	p.cmd.Env = append(os.Environ(), h.env...)
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := p.cmd.Start(); err != nil {
 		h.t.Fatal(err)
