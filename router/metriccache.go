@@ -78,3 +78,9 @@ func (s *serviceMetrics) dispatched(o outcome) prometheus.Counter {
 		return s.transient
 	}
 }
+
+// owned is the gateway_stream_owned gauge of stream (not cached: it
+// changes with ownership, not per message).
+func (c *metricCache) owned(stream string) prometheus.Gauge {
+	return c.m.StreamOwned.WithLabelValues(stream)
+}

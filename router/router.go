@@ -129,6 +129,13 @@ type Deps struct {
 	// a message finishes under the set it started with.
 	Rules   func() *rules.Set
 	Metrics *metrics.Metrics
+	// Own waits until this replica owns an ordered stream (see
+	// Ownership). Optional: nil means this router is the only reader.
+	Own func(ctx context.Context, stream string) (Ownership, error)
+	// TakeOver moves other consumers' pending entries of stream, idle for
+	// minIdle, to this consumer in ID order and returns how many. Optional:
+	// nil moves none (one replica).
+	TakeOver func(ctx context.Context, stream string, minIdle time.Duration) (int, error)
 }
 
 // Router runs the pipeline. Create with New, run with Run once.
@@ -198,8 +205,8 @@ func (r *Router) Run(ctx context.Context) error {
 
 	g, gctx := errgroup.WithContext(ctx)
 	for _, s := range r.cfg.Streams {
-		g.Go(func() error { r.readLoop(gctx, workCtx, s); return nil })
-		g.Go(func() error { r.claimLoop(gctx, workCtx, s); return nil })
+		r.mc.owned(s).Set(0)
+		g.Go(func() error { r.streamLoop(gctx, workCtx, s); return nil })
 	}
 	drained := make(chan struct{})
 	renewDone := make(chan struct{})

@@ -105,6 +105,10 @@ func serve(ctx context.Context, cfg *config.Config, set *rules.Set, log *slog.Lo
 	if err != nil {
 		return err
 	}
+	leases, err := newLeases(rdb, cfg.Consumer, log)
+	if err != nil {
+		return err
+	}
 	rt, err := router.New(router.Config{
 		Streams: cfg.Consumer.Streams, Batch: cfg.Consumer.Batch, Block: cfg.Consumer.Block,
 		ClaimIdle: cfg.Consumer.ClaimIdle, ClaimInterval: cfg.Consumer.ClaimInterval,
@@ -113,7 +117,7 @@ func serve(ctx context.Context, cfg *config.Config, set *rules.Set, log *slog.Lo
 		MaxPayloadBytes: cfg.Consumer.MaxPayloadBytes, ReplyMaxLen: cfg.Consumer.ReplyMaxLen, Logger: log,
 	}, router.Deps{
 		Source: group, Settler: group, Publisher: group, Picker: bal, Sender: disp,
-		Rules: holder.Load, Metrics: m,
+		Rules: holder.Load, Metrics: m, Own: ownFunc(leases), TakeOver: group.TakeOver,
 	})
 	if err != nil {
 		return err
@@ -136,6 +140,7 @@ func serve(ctx context.Context, cfg *config.Config, set *rules.Set, log *slog.Lo
 	aux.Go(func() error { return watcher.Run(auxCtx) })
 	aux.Go(func() error { return admin.Run(auxCtx) })
 	aux.Go(func() error { return rt.WatchLag(auxCtx, group, 5*time.Second) })
+	aux.Go(func() error { return leases.Run(auxCtx) })
 	aux.Go(func() error { return reloadOnSIGHUP(auxCtx, watcher, log) })
 
 	routerCtx, stopRouter := context.WithCancel(ctx)
