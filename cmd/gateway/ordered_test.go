@@ -99,27 +99,40 @@ func (b *seqBackend) snapshot() []seqEvent {
 }
 
 // orderReport checks the deliveries of keys (each with messages 0..n-1):
-// per key the first successful delivery of n+1 never comes before that of
-// n (violations), every message arrived (missing), and a repeat is only of
+// per key of keys (other keys' events are ignored) the first successful
+// delivery of n+1 never comes before that of n (violations), every message arrived (missing), and a repeat is only of
 // the key's latest message at the time (badDups); dups counts repeats.
 type orderReport struct {
 	violations, missing, dups, badDups int
+	first                              string // the first violation or bad repeat, for the log
 }
 
 func checkOrder(events []seqEvent, keys []string, n int) orderReport {
 	var rep orderReport
 	next := map[string]int{} // per key: the next message never delivered yet
+	for _, k := range keys {
+		next[k] = 0
+	}
 	for _, e := range events {
+		if _, ok := next[e.key]; !ok {
+			continue // not one of keys
+		}
 		switch {
 		case e.n == next[e.key]:
 			next[e.key]++
 		case e.n > next[e.key]:
 			rep.violations++
+			if rep.first == "" {
+				rep.first = fmt.Sprintf("key %s: message %d delivered before %d", e.key, e.n, next[e.key])
+			}
 			next[e.key] = e.n + 1
 		default:
 			rep.dups++
 			if e.n != next[e.key]-1 {
 				rep.badDups++
+				if rep.first == "" {
+					rep.first = fmt.Sprintf("key %s: message %d repeated after %d", e.key, e.n, next[e.key]-1)
+				}
 			}
 		}
 	}
@@ -132,8 +145,8 @@ func checkOrder(events []seqEvent, keys []string, n int) orderReport {
 }
 
 func (r orderReport) String() string {
-	return fmt.Sprintf("order violations %d, missing %d, duplicates %d (of them not the key's latest message: %d)",
-		r.violations, r.missing, r.dups, r.badDups)
+	return fmt.Sprintf("order violations %d, missing %d, duplicates %d (of them not the key's latest message: %d) %s",
+		r.violations, r.missing, r.dups, r.badDups, r.first)
 }
 
 // publishKeyed publishes n messages for each key, interleaved
@@ -319,6 +332,20 @@ func TestOrderedPartitionsRebalance(t *testing.T) {
 				if count[n] == 0 || count[n] == len(streams) {
 					return fmt.Errorf("ownership %v", count)
 				}
+				// gateway_stream_owned says the same as the leases.
+				owned := 0
+				for _, s := range streams {
+					v := metricValue(h.t, procs[n].admin, `gateway_stream_owned{stream="`+s+`"}`)
+					if v == 1 {
+						owned++
+						if h.leaseOwner(s) != n {
+							return fmt.Errorf("%s reports owning %s, lease says %s", n, s, h.leaseOwner(s))
+						}
+					}
+				}
+				if owned != count[n] {
+					return fmt.Errorf("%s: gateway_stream_owned sums to %d, leases to %d", n, owned, count[n])
+				}
 			}
 			t.Logf("%s: ownership %v", stage, count)
 			return nil
@@ -456,5 +483,87 @@ func TestOrderedPoisonMessage(t *testing.T) {
 		} else if e.key == "poison" && e.n > next {
 			t.Errorf("poison key: message %d delivered before %d", e.n, next)
 		}
+	}
+}
+
+// metricValue returns the value of the sample named series (name and
+// labels as exposed) on the admin server at admin, or -1 when absent.
+func metricValue(t *testing.T, admin, series string) float64 {
+	t.Helper()
+	resp, err := http.Get("http://" + admin + "/metrics")
+	if err != nil {
+		return -1
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	for _, line := range strings.Split(string(body), "\n") {
+		if v, ok := strings.CutPrefix(line, series+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err == nil {
+				return f
+			}
+		}
+	}
+	return -1
+}
+
+// TestOrderedRuleReload: reloads that remove and add order_key switch a
+// stream between unordered and ordered reading without losing anything,
+// and messages published once ordering is back are in order.
+func TestOrderedRuleReload(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	h.writeRules(orderedRules)
+	b := h.seqBackend("seq-1", 0.05, 2*time.Millisecond)
+	gw := h.spawnOrdered("gw-a", []string{"orders"}, 20)
+	owned := func(want bool) func() error {
+		return func() error {
+			if got := h.leaseOwner("orders") == "gw-a"; got != want {
+				return fmt.Errorf("lease held: %v", got)
+			}
+			if v := metricValue(t, gw.admin, `gateway_stream_owned{stream="orders"}`); (v == 1) != want {
+				return fmt.Errorf("gateway_stream_owned = %v", v)
+			}
+			return nil
+		}
+	}
+	h.waitFor("ordered reading", 10*time.Second, owned(true))
+	first := keysN(30)
+	h.publishKeyed(first, 100, func(string) string { return "orders" })
+	h.waitFor("some delivered", 20*time.Second, func() error {
+		if n := len(b.snapshot()); n < 500 {
+			return fmt.Errorf("%d delivered", n)
+		}
+		return nil
+	})
+	h.writeRules(strings.Replace(orderedRules, "    order_key: 'body.k'\n", "", 1))
+	gw.signal(t, syscall.SIGHUP)
+	h.waitFor("unordered reading (lease given up)", 20*time.Second, owned(false))
+	h.writeRules(orderedRules)
+	gw.signal(t, syscall.SIGHUP)
+	h.waitFor("ordered reading again", 20*time.Second, owned(true))
+	second := make([]string, 30)
+	for i := range second {
+		second[i] = "later-" + strconv.Itoa(i)
+	}
+	h.publishKeyed(second, 50, func(string) string { return "orders" })
+	h.waitFor("every message delivered", 60*time.Second, func() error {
+		ev := b.snapshot()
+		if rep := checkOrder(ev, first, 100); rep.missing > 0 {
+			return fmt.Errorf("before the reloads: %v", rep)
+		}
+		if rep := checkOrder(ev, second, 50); rep.missing > 0 {
+			return fmt.Errorf("after: %v", rep)
+		}
+		return nil
+	})
+	h.waitAcked(20*time.Second, "orders")
+	rep := checkOrder(b.snapshot(), second, 50)
+	t.Logf("published after ordering came back: %v", rep)
+	if rep.violations != 0 || rep.badDups != 0 {
+		t.Errorf("after the reloads: %v", rep)
+	}
+	if d := h.dlq(); len(d) != 0 {
+		t.Errorf("dlq has %d entries", len(d))
 	}
 }
