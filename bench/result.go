@@ -15,6 +15,9 @@ type runSpec struct {
 	// ReloadEvery > 0 rewrites the rules file at that period during the run.
 	ReloadEvery time.Duration
 	Timeout     time.Duration
+	// OrderKeys > 0 makes the one route ordered (order_key) and the
+	// producer cycle its messages over that many keys.
+	OrderKeys int
 }
 
 // result is what a run measured. Every number comes from this run.

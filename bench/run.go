@@ -63,7 +63,7 @@ func (h *harness) run(ctx context.Context, spec runSpec) (result, error) {
 			return result{}, err
 		}
 	}
-	prod := &producer{rdb: h.rdb, stream: stream, total: spec.Messages, routes: max(spec.Routes, 1), rate: spec.Rate, batch: 256, tick: h.tick}
+	prod := &producer{rdb: h.rdb, stream: stream, total: spec.Messages, routes: max(spec.Routes, 1), rate: spec.Rate, batch: 256, tick: h.tick, keys: spec.OrderKeys}
 	runCtx, cancel := context.WithTimeout(ctx, spec.Timeout)
 	defer cancel()
 	g, gctx := errgroup.WithContext(runCtx)
@@ -119,7 +119,11 @@ func (h *harness) startTarget(ctx context.Context, spec runSpec, dir, stream, dl
 		if h.gatewayBin == "" {
 			return target{}, errors.New("gateway binary not built")
 		}
-		if err := writeAtomic(rulesPath, rulesYAML(spec.Routes, f.spec.Service, 0)); err != nil {
+		rules := rulesYAML(spec.Routes, f.spec.Service, 0)
+		if spec.OrderKeys > 0 {
+			rules = orderedRulesYAML(f.spec.Service)
+		}
+		if err := writeAtomic(rulesPath, rules); err != nil {
 			return target{}, err
 		}
 		port, err := freePort()

@@ -22,6 +22,7 @@ var scenarios = map[string]scenario{
 	"slow":       slowScenario,
 	"rules":      rulesScenario,
 	"reload":     reloadScenario,
+	"ordered":    orderedScenario,
 }
 
 func scenarioNames() []string {

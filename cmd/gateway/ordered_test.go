@@ -20,7 +20,9 @@ import (
 	consul "github.com/hashicorp/consul/api"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/msgroute/gateway/internal/config"
 	"github.com/msgroute/gateway/internal/partition"
+	"github.com/msgroute/gateway/rules"
 )
 
 // orderedRules sends every message to service "seq", ordered by body.k.
@@ -373,6 +375,22 @@ func TestOrderedPartitionsRebalance(t *testing.T) {
 	publish()
 	spawn("gw-c")
 	spread("3 replicas", "gw-a", "gw-b", "gw-c")
+	// What GET /streams reports: ordered, and the lease's owner.
+	set, err := rules.Compile([]rules.Source{{Name: "r.yaml", Data: []byte(orderedRules)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	probe, err := newLeases(h.rdb, config.Consumer{Group: "gateway", Name: "probe", ClaimIdle: 2 * time.Second}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	so := streamOrdering{rules: func() *rules.Set { return set }, leases: probe}
+	for _, s := range streams {
+		ordered, owner, err := so.Ordering(context.Background(), s)
+		if err != nil || !ordered || owner != h.leaseOwner(s) || owner == "" {
+			t.Errorf("Ordering(%s) = %v, %q, %v; want true, %q", s, ordered, owner, err, h.leaseOwner(s))
+		}
+	}
 	publish()
 	procs["gw-c"].signal(t, syscall.SIGTERM)
 	procs["gw-c"].wait(t, 20*time.Second)
