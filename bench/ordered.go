@@ -56,4 +56,3 @@ func orderedScenario(ctx context.Context, h *harness, o options) ([]result, erro
 	}
 	return out, nil
 }
-
