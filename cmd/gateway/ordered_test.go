@@ -414,11 +414,23 @@ func TestOrderedPartitionsRebalance(t *testing.T) {
 // dead-lettered after max_deliveries; its key then moves on, and other keys
 // are never held up by it. A message without a key is dead-lettered as
 // bad_message at once.
+//
+// Each message also goes, by fan-out, to an unordered route (service
+// audit): there the poison key's later messages are not held back.
 func TestOrderedPoisonMessage(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t)
-	h.writeRules(orderedRules)
+	h.writeRules(`
+routes:
+  - name: by-key
+    service: seq
+    order_key: 'body.k'
+    continue: true
+  - name: audit
+    service: audit
+`)
 	b := h.seqBackend("seq-1", 0, 0)
+	audit := h.backend("audit", "audit-1")
 	h.spawnOrdered("gw-a", []string{"orders"}, 6)
 	keys := keysN(20)
 	const per = 20
@@ -436,6 +448,30 @@ func TestOrderedPoisonMessage(t *testing.T) {
 	pipe.XAdd(ctx, &redis.XAddArgs{Stream: "orders", Values: []string{"payload", `{"n":1}`}})
 	if _, err := pipe.Exec(ctx); err != nil {
 		t.Fatal(err)
+	}
+	// The unordered route has the poison key's messages while the ordered
+	// one still retries the poison.
+	h.waitFor("audit got every message of the poison key", 20*time.Second, func() error {
+		seen := map[int]bool{}
+		for _, r := range audit.received() {
+			var m struct {
+				K string
+				N int
+			}
+			_ = json.Unmarshal([]byte(r.Body), &m)
+			if m.K == "poison" {
+				seen[m.N] = true
+			}
+		}
+		if len(seen) != per {
+			return fmt.Errorf("audit got %d of %d", len(seen), per)
+		}
+		return nil
+	})
+	for _, m := range h.dlq() {
+		if m.Values["dlq_reason"] == "max_deliveries" {
+			t.Errorf("the poison was dead-lettered before audit had its key's messages: the unordered route was held back")
+		}
 	}
 	h.waitFor("poison and keyless messages dead-lettered", 30*time.Second, func() error {
 		if n := len(h.dlq()); n != 2 {
