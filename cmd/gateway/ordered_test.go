@@ -286,8 +286,16 @@ func testOrderedReplicas(t *testing.T, stop syscall.Signal) {
 	if rep.violations != 0 || rep.missing != 0 || rep.badDups != 0 {
 		t.Errorf("%v; want no violations, nothing missing, repeats only of a key's latest message", rep)
 	}
-	if stop == 0 && rep.dups != 0 {
-		t.Errorf("%d duplicates without a failure, want 0", rep.dups)
+	// Without a stop, a repeat still happens when an attempt times out
+	// (dispatch.timeout 500ms) on a loaded machine after the service
+	// handled it: allowed, as a repeat of the key's latest message.
+	if stop == 0 {
+		// The replica that never owned the stream never read it: Redis
+		// creates a group's consumer on its first XREADGROUP or XAUTOCLAIM.
+		cs, err := h.rdb.XInfoConsumers(context.Background(), "orders", "gateway").Result()
+		if err != nil || len(cs) != 1 || cs[0].Name != h.leaseOwner("orders") {
+			t.Errorf("consumers of orders = %+v, %v; want only the owner %s", cs, err, h.leaseOwner("orders"))
+		}
 	}
 	if d := h.dlq(); len(d) != 0 {
 		t.Errorf("dlq has %d entries: %v", len(d), d[0].Values)
