@@ -198,8 +198,10 @@ func (h *harness) spawnWith(name string, streams []string, consumerExtra string)
 // leaseOwner returns the consumer owning stream's lease ("" when none).
 func (h *harness) leaseOwner(stream string) string {
 	v, _ := h.rdb.Get(context.Background(), "gateway:lease:{"+stream+"}:gateway").Result()
-	owner, _, _ := strings.Cut(v, " ")
-	return owner
+	if i := strings.LastIndexByte(v, ' '); i >= 0 {
+		return v[:i]
+	}
+	return v
 }
 
 func keysN(n int) []string {

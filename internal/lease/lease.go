@@ -38,9 +38,6 @@ func (c *Config) fill() error {
 	if c.Group == "" || c.Owner == "" {
 		return errors.New("lease: group and owner are required")
 	}
-	if strings.ContainsAny(c.Owner, " ") {
-		return fmt.Errorf("lease: owner %q must not contain spaces", c.Owner)
-	}
 	if c.TTL == 0 {
 		c.TTL = 10 * time.Second
 	}
@@ -142,8 +139,10 @@ func (m *Manager) Owner(ctx context.Context, stream string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("get lease %s: %w", stream, err)
 	}
-	owner, _, _ := strings.Cut(v, " ")
-	return owner, nil
+	if i := strings.LastIndexByte(v, ' '); i >= 0 {
+		return v[:i], nil // "OWNER TOKEN"; the owner may contain spaces
+	}
+	return v, nil
 }
 
 func (m *Manager) state(stream string) *state {

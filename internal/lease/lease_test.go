@@ -233,7 +233,7 @@ func TestTargetFor(t *testing.T) {
 }
 
 func TestConfigErrors(t *testing.T) {
-	for _, c := range []Config{{Owner: "a"}, {Group: "g"}, {Group: "g", Owner: "a b"},
+	for _, c := range []Config{{Owner: "a"}, {Group: "g"},
 		{Group: "g", Owner: "a", TTL: time.Second, Interval: 900 * time.Millisecond}} {
 		if _, err := New(nil, c); err == nil {
 			t.Errorf("New(%+v) = nil error", c)
