@@ -240,3 +240,25 @@ func TestConfigErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestOwnerWithSpace: a consumer name with spaces owns, reports and
+// re-acquires (after a restart under the same name) like any other.
+func TestOwnerWithSpace(t *testing.T) {
+	t.Parallel()
+	rd := testenv.StartRedis(t)
+	r := startReplica(t, rd.Addr, "gw one", time.Second, 0, "s")
+	waitUntil(t, "gw one owns s", 5*time.Second, func() bool { return r.count() == 1 })
+	if owner, err := r.m.Owner(context.Background(), "s"); err != nil || owner != "gw one" {
+		t.Errorf(`Owner = %q, %v; want "gw one"`, owner, err)
+	}
+	// A restart under the same name takes its lease back at once instead of
+	// waiting for it to expire; another name does not get it.
+	keys := []string{r.m.leaseKey("s"), r.m.fenceKey("s")}
+	if _, err := acquireScript.Run(context.Background(), r.rdb, keys, "other", 1000).Int64(); err == nil {
+		t.Error("another owner acquired a held lease")
+	}
+	tok, err := acquireScript.Run(context.Background(), r.rdb, keys, "gw one", 1000).Int64()
+	if err != nil || tok < 2 {
+		t.Errorf("same owner's re-acquire = %d, %v; want a new token", tok, err)
+	}
+}
