@@ -18,4 +18,11 @@
 // Lease: entries in flight longer than a third of ClaimIdle are re-claimed
 // by this consumer (XCLAIM JUSTID), which resets their idle time, so another
 // replica's XAUTOCLAIM never takes a message that is still being processed.
+//
+// Ordered streams: a stream that a route with order_key reads is read by the
+// replica that owns it (Deps.Own, a lease) and by no other (see
+// streammode.go, ordered.go). Its entries are not parked in Redis: each
+// route's task retries in process until final; a route with order_key
+// sends one message per key at a time, in stream order, and acks it
+// (fenced, synchronously) before the key's next message (ordered_task.go).
 package router
