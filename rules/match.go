@@ -140,6 +140,8 @@ func (st *evalState) key(p *program) (string, error) {
 		k = strconv.FormatInt(v, 10)
 	case float64:
 		k = strconv.FormatFloat(v, 'f', -1, 64)
+	case nil:
+		return "", fmt.Errorf("%w: result is nil (a missing field?), not a string", ErrOrderKey)
 	default:
 		return "", fmt.Errorf("%w: result is %T, not a string", ErrOrderKey, out)
 	}
