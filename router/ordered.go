@@ -4,46 +4,81 @@ import (
 	"context"
 	"errors"
 	"time"
+
+	"github.com/msgroute/gateway/internal/backoff"
 )
 
-// Ownership is this replica's exclusive right to read one ordered stream
-// (a stream a route with order_key reads), as given by Deps.Own.
+// Owner gives this replica the exclusive right to read an ordered stream
+// (a stream a route with order_key reads) across replicas.
+type Owner interface {
+	// Own waits until this replica owns stream; it fails only when ctx
+	// ends first.
+	Own(ctx context.Context, stream string) (Ownership, error)
+}
+
+// Ownership is one grant of an ordered stream, as given by an Owner.
 type Ownership struct {
-	// Ctx ends when the ownership ends or is about to: the lease was not
-	// renewed in time, or the stream is handed to another replica. The
-	// router then stops reading and dispatching the stream and Releases it.
-	Ctx context.Context
-	// Ack acknowledges entries of the stream only while it is owned
-	// (fenced); it fails once the ownership is lost.
-	Ack func(ctx context.Context, ids []string) error
-	// SetDeliveries records an entry's delivery counter (in-process
-	// retries count), only while owned.
-	SetDeliveries func(ctx context.Context, id string, n int64) error
-	// Release gives the stream up once nothing of it is being read or sent.
-	Release func()
+	Lease Lease
 	// ReadBlock caps how long one read of the stream may block, so that a
 	// read started while owned ends before another replica can own the
 	// stream; 0: Config.Block.
 	ReadBlock time.Duration
 }
 
-// own waits until this replica owns stream. Without Deps.Own the router is
-// the stream's only reader (one replica).
-func (r *Router) own(ctx context.Context, stream string) (Ownership, error) {
-	if r.deps.Own != nil {
-		return r.deps.Own(ctx, stream)
-	}
-	return Ownership{
-		Ctx: context.Background(),
-		Ack: func(ctx context.Context, ids []string) error {
-			return r.deps.Settler.AckMany(ctx, map[string][]string{stream: ids})
-		},
-		SetDeliveries: func(ctx context.Context, id string, n int64) error {
-			return r.deps.Settler.Park(ctx, stream, id, n, r.cfg.ClaimIdle, r.cfg.ClaimIdle)
-		},
-		Release: func() {},
-	}, nil
+// Lease is the held right to one ordered stream. Its writes are fenced:
+// they fail once another replica may own the stream.
+type Lease interface {
+	// Context ends when the ownership ends or is about to: the lease was
+	// not renewed in time, or the stream is handed to another replica. The
+	// router then stops reading and dispatching the stream and Releases it.
+	Context() context.Context
+	// Ack acknowledges entries of the stream only while it is owned.
+	Ack(ctx context.Context, ids []string) error
+	// SetDeliveries records an entry's delivery counter (in-process
+	// retries count), only while owned.
+	SetDeliveries(ctx context.Context, id string, n int64) error
+	// Release gives the stream up once nothing of it is being read or sent.
+	Release()
 }
+
+// PendingMover moves other consumers' pending entries of stream, idle for
+// minIdle, to this consumer in ID order (keeping their delivery counters)
+// and returns how many it moved.
+type PendingMover interface {
+	TakeOver(ctx context.Context, stream string, minIdle time.Duration) (int, error)
+}
+
+// ClaimIdle is the effective Config.ClaimIdle (after defaults), which
+// the ownership leases of ordered streams derive their TTL from.
+func (r *Router) ClaimIdle() time.Duration { return r.cfg.ClaimIdle }
+
+// own waits until this replica owns stream. Without Deps.Owner the router
+// is the stream's only reader (one replica).
+func (r *Router) own(ctx context.Context, stream string) (Ownership, error) {
+	if r.deps.Owner != nil {
+		return r.deps.Owner.Own(ctx, stream)
+	}
+	return Ownership{Lease: soleLease{r: r, stream: stream}}, nil
+}
+
+// soleLease is the ownership of a router that is its streams' only reader:
+// never lost, its writes are the Settler's.
+type soleLease struct {
+	r      *Router
+	stream string
+}
+
+func (l soleLease) Context() context.Context { return context.Background() }
+
+func (l soleLease) Ack(ctx context.Context, ids []string) error {
+	return l.r.deps.Settler.AckMany(ctx, map[string][]string{l.stream: ids})
+}
+
+func (l soleLease) SetDeliveries(ctx context.Context, id string, n int64) error {
+	return l.r.deps.Settler.Park(ctx, l.stream, id, n, l.r.cfg.ClaimIdle, l.r.cfg.ClaimIdle)
+}
+
+func (l soleLease) Release() {}
 
 // orderedLoop reads an ordered stream while ctx lives and this replica
 // owns it; a non-owner waits for ownership without reading anything of the
@@ -56,11 +91,11 @@ func (r *Router) orderedLoop(ctx, workCtx context.Context, stream string) {
 		}
 		r.log.Info("reading ordered stream", "stream", stream)
 		r.mc.owned(stream).Set(1)
-		for ctx.Err() == nil && own.Ctx.Err() == nil {
+		for ctx.Err() == nil && own.Lease.Context().Err() == nil {
 			r.orderedSession(ctx, workCtx, stream, own)
 		}
 		r.mc.owned(stream).Set(0)
-		own.Release()
+		own.Lease.Release()
 		r.log.Info("stopped reading ordered stream", "stream", stream, "handed_over", ctx.Err() == nil)
 	}
 }
@@ -74,7 +109,7 @@ func (r *Router) orderedLoop(ctx, workCtx context.Context, stream string) {
 // session picks everything up again in ID order.
 func (r *Router) orderedSession(ctx, workCtx context.Context, stream string, own Ownership) {
 	stop, cancel := context.WithCancel(ctx)
-	defer context.AfterFunc(own.Ctx, cancel)()
+	defer context.AfterFunc(own.Lease.Context(), cancel)()
 	o := newOrderedStream(r, stream, own, cancel)
 	defer func() {
 		cancel() // messages queued behind a key are not started any more
@@ -88,10 +123,15 @@ func (r *Router) orderedSession(ctx, workCtx context.Context, stream string, own
 	if own.ReadBlock > 0 {
 		block = min(block, own.ReadBlock)
 	}
-	b := newBackoff(50*time.Millisecond, 5*time.Second)
+	b := &backoff.Backoff{Min: 50 * time.Millisecond, Max: 5 * time.Second}
 	cursor := "0"
+	// Slots are taken before the read (not per chunk after it, as readLoop
+	// does): every entry read is started or queued behind its key at once,
+	// and none needs a lease renewal while it waits, since no other
+	// replica reads the stream.
+	want := max(1, min(r.cfg.Batch, r.cfg.MaxInflight/4))
 	for stop.Err() == nil {
-		n := r.acquire(stop, r.readWant, r.cfg.Batch)
+		n := r.slots.take(stop, want, r.cfg.Batch)
 		if n == 0 {
 			return
 		}
@@ -104,12 +144,12 @@ func (r *Router) orderedSession(ctx, workCtx context.Context, stream string, own
 				return
 			}
 			r.readFailed(stop, stream, "xreadgroup", err)
-			if !b.wait(stop) {
+			if !b.Wait(stop) {
 				return
 			}
 			continue
 		}
-		b.reset()
+		b.Reset()
 		if cursor != ">" {
 			if len(entries) < n {
 				cursor = ">"
@@ -128,9 +168,9 @@ func (r *Router) takeOver(ctx context.Context, stream string, minIdle time.Durat
 	if r.deps.TakeOver == nil {
 		return true
 	}
-	b := newBackoff(100*time.Millisecond, 5*time.Second)
+	b := &backoff.Backoff{Min: 100 * time.Millisecond, Max: 5 * time.Second}
 	for {
-		n, err := r.deps.TakeOver(ctx, stream, minIdle)
+		n, err := r.deps.TakeOver.TakeOver(ctx, stream, minIdle)
 		if err == nil {
 			if n > 0 {
 				r.log.Info("took over pending entries", "stream", stream, "entries", n)
@@ -141,7 +181,7 @@ func (r *Router) takeOver(ctx context.Context, stream string, minIdle time.Durat
 			return false
 		}
 		r.readFailed(ctx, stream, "xclaim_takeover", err)
-		if errors.Is(err, context.Canceled) || !b.wait(ctx) {
+		if errors.Is(err, context.Canceled) || !b.Wait(ctx) {
 			return false
 		}
 	}
@@ -161,7 +201,7 @@ func (r *Router) watchStrays(ctx context.Context, endSession context.CancelFunc,
 			return
 		case <-t.C:
 		}
-		n, err := r.deps.TakeOver(ctx, stream, r.cfg.ClaimIdle)
+		n, err := r.deps.TakeOver.TakeOver(ctx, stream, r.cfg.ClaimIdle)
 		if err != nil {
 			continue
 		}

@@ -7,7 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/msgroute/gateway/internal/streams"
+	"github.com/msgroute/gateway/internal/backoff"
 	"github.com/msgroute/gateway/rules"
 )
 
@@ -62,7 +62,7 @@ func (o *orderedStream) wait() { o.wg.Wait() }
 // start matches entries (in stream order) and starts or queues their
 // tasks. Each entry holds the in-flight slot its reader took until it is
 // finished.
-func (o *orderedStream) start(stop, workCtx context.Context, entries []streams.Entry) {
+func (o *orderedStream) start(stop, workCtx context.Context, entries []Entry) {
 	if len(entries) == 0 {
 		return
 	}
@@ -204,7 +204,7 @@ func (o *orderedStream) untilFinal(stop, workCtx context.Context, t *orderedTask
 			return true
 		case transient:
 			tj.e.Deliveries++
-			if err := o.own.SetDeliveries(workCtx, tj.e.ID, tj.e.Deliveries); err != nil {
+			if err := o.own.Lease.SetDeliveries(workCtx, tj.e.ID, tj.e.Deliveries); err != nil {
 				r.deps.Metrics.Errors.WithLabelValues("xclaim_count").Inc()
 			}
 		}
@@ -215,12 +215,12 @@ func (o *orderedStream) untilFinal(stop, workCtx context.Context, t *orderedTask
 // retry calls try until it reports a final outcome, waiting with capped,
 // jittered backoff between tries; false when stop ends first.
 func (o *orderedStream) retry(stop context.Context, try func() bool) bool {
-	b := newBackoff(50*time.Millisecond, 5*time.Second)
+	b := &backoff.Backoff{Min: 50 * time.Millisecond, Max: 5 * time.Second}
 	for stop.Err() == nil {
 		if try() {
 			return true
 		}
-		if !b.wait(stop) {
+		if !b.Wait(stop) {
 			return false
 		}
 	}
@@ -240,9 +240,9 @@ func (o *orderedStream) finishEntry(workCtx context.Context, oe *orderedEntry) b
 	if oe.abandoned.Load() {
 		return false
 	}
-	b := newBackoff(50*time.Millisecond, time.Second)
+	b := &backoff.Backoff{Min: 50 * time.Millisecond, Max: time.Second}
 	for attempt := 0; ; attempt++ {
-		err := o.own.Ack(workCtx, []string{oe.j.e.ID})
+		err := o.own.Lease.Ack(workCtx, []string{oe.j.e.ID})
 		if err == nil {
 			r.mc.acked(o.stream).Inc()
 			return true
@@ -251,7 +251,7 @@ func (o *orderedStream) finishEntry(workCtx context.Context, oe *orderedEntry) b
 		if attempt == 0 {
 			r.log.Warn("ack failed; retrying", "msg_id", oe.j.e.ID, "stream", o.stream, "err", err)
 		}
-		if o.own.Ctx.Err() != nil || attempt >= 10 || !b.wait(workCtx) {
+		if o.own.Lease.Context().Err() != nil || attempt >= 10 || !b.Wait(workCtx) {
 			return false
 		}
 	}

@@ -229,3 +229,37 @@ func metricValue(t *testing.T, admin, series string) float64 {
 	}
 	return -1
 }
+
+// streamOwnership is one stream's ordered flag and owner as GET /streams
+// on admin reports them.
+type streamOwnership struct {
+	Ordered bool   `json:"ordered"`
+	Owner   string `json:"owner"`
+}
+
+// streamsOwnership GETs /streams from admin (no token) and returns each
+// stream's ordered flag and owner.
+func streamsOwnership(admin string) (map[string]streamOwnership, error) {
+	resp, err := http.Get("http://" + admin + "/streams")
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("GET /streams = %d", resp.StatusCode)
+	}
+	var body struct {
+		Streams []struct {
+			Stream string `json:"stream"`
+			streamOwnership
+		} `json:"streams"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+		return nil, fmt.Errorf("GET /streams: %w", err)
+	}
+	out := make(map[string]streamOwnership, len(body.Streams))
+	for _, s := range body.Streams {
+		out[s.Stream] = s.streamOwnership
+	}
+	return out, nil
+}

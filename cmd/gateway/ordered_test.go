@@ -13,9 +13,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/msgroute/gateway/internal/config"
 	"github.com/msgroute/gateway/internal/partition"
-	"github.com/msgroute/gateway/rules"
 )
 
 // testOrderedReplicas: 2 replicas, 1 ordered stream, 50 keys x 200
@@ -191,22 +189,22 @@ func TestOrderedPartitionsRebalance(t *testing.T) {
 	publish()
 	spawn("gw-c")
 	spread("3 replicas", "gw-a", "gw-b", "gw-c")
-	// What GET /streams reports: ordered, and the lease's owner.
-	set, err := rules.Compile([]rules.Source{{Name: "r.yaml", Data: []byte(orderedRules)}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	probe, err := newLeases(h.rdb, config.Consumer{Group: "gateway", Name: "probe", ClaimIdle: 2 * time.Second}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	so := streamOrdering{rules: func() *rules.Set { return set }, leases: probe}
-	for _, s := range streams {
-		ordered, owner, err := so.Ordering(context.Background(), s)
-		if err != nil || !ordered || owner != h.leaseOwner(s) || owner == "" {
-			t.Errorf("Ordering(%s) = %v, %q, %v; want true, %q", s, ordered, owner, err, h.leaseOwner(s))
+	// What GET /streams reports on every replica: ordered, and the
+	// lease's owner.
+	h.waitFor("/streams shows the owners", 15*time.Second, func() error {
+		for _, n := range []string{"gw-a", "gw-b", "gw-c"} {
+			got, err := streamsOwnership(procs[n].admin)
+			if err != nil {
+				return err
+			}
+			for _, s := range streams {
+				if o := h.leaseOwner(s); !got[s].Ordered || got[s].Owner != o || o == "" {
+					return fmt.Errorf("%s: /streams says %s is %+v; want ordered, owner %q", n, s, got[s], o)
+				}
+			}
 		}
-	}
+		return nil
+	})
 	publish()
 	procs["gw-c"].signal(t, syscall.SIGTERM)
 	procs["gw-c"].wait(t, 20*time.Second)
