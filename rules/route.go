@@ -21,7 +21,7 @@ func (c *compiler) compileRoute(file string, n *yaml.Node) *Route {
 		src  string
 		node *yaml.Node
 	}
-	var matchSrc, pathSrc exprField
+	var matchSrc, pathSrc, keySrc exprField
 	var schemaLine int
 
 	// Read the name first so every later problem can name the route.
@@ -72,6 +72,9 @@ func (c *compiler) compileRoute(file string, n *yaml.Node) *Route {
 		case "path_expr":
 			pathSrc.src, err = scalarString(v)
 			pathSrc.node = v
+		case "order_key":
+			keySrc.src, err = scalarString(v)
+			keySrc.node = v
 		case "timeout":
 			var s string
 			if s, err = scalarString(v); err == nil && s != "" {
@@ -149,6 +152,15 @@ func (c *compiler) compileRoute(file string, n *yaml.Node) *Route {
 			fail(exprLine(pathSrc.node, err), "path_expr: %v", err)
 		} else {
 			r.pathExpr = p
+		}
+	}
+	if keySrc.node != nil {
+		r.OrderKey = keySrc.src
+		p, err := compileExpr(keySrc.src, reflect.String)
+		if err != nil {
+			fail(exprLine(keySrc.node, err), "order_key: %v", err)
+		} else {
+			r.orderKey = p
 		}
 	}
 	if r.Schema != "" {
