@@ -195,7 +195,7 @@ func (o *orderedStream) untilFinal(stop, workCtx context.Context, t *orderedTask
 			if errors.Is(m.Err, rules.ErrSchema) {
 				reason = reasonSchema
 			}
-			out = r.toDLQ(workCtx, &tj.e, dlqInfo{reason: reason, route: m.Route.Name, err: m.Err.Error()})
+			out = r.deadLetter(workCtx, &tj.e, tj.msg, m.Route, dlqInfo{reason: reason, route: m.Route.Name, err: m.Err.Error()})
 		} else {
 			out, _ = r.deliver(workCtx, tj, m)
 		}
