@@ -292,6 +292,7 @@ func (r *Router) attempt(req *Request, ep *balancer.Endpoint, msg *rules.Message
 	*req = Request{
 		Addr: ep.Addr(), Method: route.Method, Path: m.Path, Route: route.Name, Msg: msg,
 		Attempt: n, Timeout: cmp.Or(route.Timeout, r.cfg.AttemptTimeout), KeepBody: msg.ReplyTo != "",
+		TraceParent: msg.TraceParent, TraceState: msg.TraceState,
 	}
 	res, err := r.deps.Sender.Do(req)
 	elapsed := time.Since(start)

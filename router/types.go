@@ -46,6 +46,12 @@ type Request struct {
 	Timeout time.Duration
 	// KeepBody asks for the response body (request-reply).
 	KeepBody bool
+	// TraceParent and TraceState are the W3C trace context sent as the
+	// traceparent and tracestate headers: the entry's own, or the
+	// attempt span's when tracing is on. Empty: not sent. The Sender
+	// checks them; a malformed traceparent is not sent (nor its
+	// tracestate) and counts in Result.Dropped.
+	TraceParent, TraceState string
 }
 
 // Result is an instance's answer to one Request.
@@ -57,8 +63,9 @@ type Result struct {
 	// keeps: Body holds its beginning (KeepBody) or nothing. The answer
 	// still counts by its status.
 	Truncated bool
-	// Dropped counts attributes not forwarded because their name or value
-	// is not a valid HTTP header.
+	// Dropped counts attributes (and trace context fields) not forwarded
+	// because their name or value is not a valid HTTP header (or not a
+	// W3C traceparent).
 	Dropped int
 }
 

@@ -6,6 +6,10 @@ const (
 	FieldContentType   = "content_type"
 	FieldCorrelationID = "correlation_id"
 	FieldReplyTo       = "reply_to"
+	// W3C trace context: forwarded as the traceparent and tracestate
+	// headers, and the parent of the gateway's span when tracing is on.
+	FieldTraceParent = "traceparent"
+	FieldTraceState  = "tracestate"
 	// Written by `gateway dlq replay`: the entry is a replay of entry
 	// FieldReplayOf of stream FieldReplayStream, for route FieldReplayRoute
 	// only (empty: every route it matches). Not attributes.
@@ -25,6 +29,8 @@ type Message struct {
 	ContentType   string            // field "content_type", default DefaultContentType
 	CorrelationID string            // field "correlation_id", default ID
 	ReplyTo       string            // field "reply_to"
+	TraceParent   string            // field "traceparent", as written (not checked)
+	TraceState    string            // field "tracestate"
 	Headers       map[string]string // every other field (attributes); nil when there are none
 	Deliveries    int64             // 1 on first delivery
 	// ReplayRoute is the only route a replayed dead letter may take
@@ -95,6 +101,10 @@ func (m *Message) Reset(stream, id string, fields map[string]string, deliveries 
 			}
 		case FieldReplyTo:
 			m.ReplyTo = v
+		case FieldTraceParent:
+			m.TraceParent = v
+		case FieldTraceState:
+			m.TraceState = v
 		case FieldReplayOf, FieldReplayStream:
 		case FieldReplayRoute:
 			m.ReplayRoute = v
@@ -107,7 +117,7 @@ func (m *Message) Reset(stream, id string, fields map[string]string, deliveries 
 func isReserved(field string) bool {
 	switch field {
 	case FieldPayload, FieldContentType, FieldCorrelationID, FieldReplyTo,
-		FieldReplayOf, FieldReplayStream, FieldReplayRoute:
+		FieldTraceParent, FieldTraceState, FieldReplayOf, FieldReplayStream, FieldReplayRoute:
 		return true
 	}
 	return false

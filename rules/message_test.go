@@ -19,12 +19,17 @@ func TestNewMessage(t *testing.T) {
 				Headers: map[string]string{"type": "t", "X-Odd": "v"}, Deliveries: 2}},
 		{"empty reserved values keep defaults", map[string]string{"content_type": "", "correlation_id": ""},
 			Message{Stream: "s", ID: "1-0", ContentType: DefaultContentType, CorrelationID: "1-0", Deliveries: 2}},
+		{"trace context is not an attribute", map[string]string{
+			"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", "tracestate": "k=v", "type": "t"},
+			Message{Stream: "s", ID: "1-0", ContentType: DefaultContentType, CorrelationID: "1-0",
+				TraceParent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", TraceState: "k=v",
+				Headers: map[string]string{"type": "t"}, Deliveries: 2}},
 		{"nil fields", nil, Message{Stream: "s", ID: "1-0", ContentType: DefaultContentType, CorrelationID: "1-0", Deliveries: 2}},
 	}
 	// One Message reset through every case, in order and in reverse, must
 	// equal a fresh one each time (no attribute left over from the last).
 	reused := &Message{}
-	for _, order := range [][]int{{0, 1, 2, 3}, {3, 2, 1, 0}, {1, 1, 0, 1}} {
+	for _, order := range [][]int{{0, 1, 2, 3, 4}, {4, 3, 2, 1, 0}, {1, 3, 0, 3, 1}} {
 		for _, i := range order {
 			tt := tests[i]
 			t.Run(tt.name, func(t *testing.T) {

@@ -13,7 +13,8 @@ import (
 
 // build fills req with r: method, path, Host, and the CONTRACT's headers
 // (Content-Type, X-Message-Id, X-Stream, X-Route, X-Correlation-Id,
-// Idempotency-Key, X-Delivery-Attempt, X-Msg-* attributes); the body is the
+// Idempotency-Key, X-Delivery-Attempt, traceparent, tracestate, X-Msg-*
+// attributes); the body is the
 // message's payload (fasthttp adds Content-Length and User-Agent). It
 // returns how many attributes were not forwarded. Every name and value is
 // checked (tokens; no CR, LF or other control bytes), so nothing in an
@@ -55,6 +56,7 @@ func build(req *fasthttp.Request, r *router.Request) (int, error) {
 	b = append(b, route...)
 	h.AddBytesV("Idempotency-Key", b)
 	h.AddBytesV("X-Delivery-Attempt", strconv.AppendInt(scratch[:0], int64(r.Attempt), 10))
+	dropped += addTrace(h, r.TraceParent, r.TraceState)
 	for k, v := range m.Headers {
 		if !rules.ValidToken(k) || !validValue(v) {
 			dropped++
