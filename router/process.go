@@ -10,6 +10,8 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/msgroute/gateway/balancer"
 	"github.com/msgroute/gateway/rules"
 )
@@ -64,6 +66,9 @@ type job struct {
 	sampled bool
 	stamp   time.Time
 	msgBuf  rules.Message // backing of msg, reused with the job
+	// trace carries the message's span while it is processed; nil with
+	// tracing off, and on paths without a message span.
+	trace context.Context
 }
 
 // jobs recycles jobs (and their Message and attribute map): a fresh
@@ -124,8 +129,17 @@ func (j *job) sem(svc string) *serviceSem {
 
 // process decides what happens to a job's entry. It never returns before
 // every matched route has been tried once (with its retries), and it
-// releases the job's service admissions as each route finishes.
+// releases the job's service admissions as each route finishes. With
+// tracing on, it runs in the message's span.
 func (r *Router) process(ctx context.Context, j *job) verdict {
+	if r.deps.Tracer != nil {
+		return r.processTraced(ctx, j)
+	}
+	return r.processRoutes(ctx, j)
+}
+
+// processRoutes is process without tracing.
+func (r *Router) processRoutes(ctx context.Context, j *job) verdict {
 	e := &j.e
 	switch {
 	case e.Fields == nil:
@@ -244,7 +258,7 @@ func (r *Router) deliver(ctx context.Context, j *job, m *rules.Match) (outcome, 
 			return unavailable, time.Second
 		}
 		attempt := int(e.Deliveries-1)*attempts + i + 1
-		last = r.attempt(&j.req, ep, msg, m, attempt, start)
+		last = r.attempt(j, ep, m, attempt, start)
 		sem.release()
 		switch last.class {
 		case delivered:
@@ -285,14 +299,18 @@ func (a attemptResult) errText() string {
 
 // attempt performs one HTTP request to ep and classifies the answer:
 // 2xx delivered; 408, 429, 5xx and transport errors transient; other
-// answers permanent. req is scratch space for the request (it escapes to
-// the Sender, so a fresh one would cost an allocation per attempt).
-func (r *Router) attempt(req *Request, ep *balancer.Endpoint, msg *rules.Message, m *rules.Match, n int, start time.Time) attemptResult {
-	route := m.Route
+// answers permanent. j.req is scratch space for the request (it escapes
+// to the Sender, so a fresh one would cost an allocation per attempt).
+func (r *Router) attempt(j *job, ep *balancer.Endpoint, m *rules.Match, n int, start time.Time) attemptResult {
+	req, msg, route := &j.req, j.msg, m.Route
 	*req = Request{
 		Addr: ep.Addr(), Method: route.Method, Path: m.Path, Route: route.Name, Msg: msg,
 		Attempt: n, Timeout: cmp.Or(route.Timeout, r.cfg.AttemptTimeout), KeepBody: msg.ReplyTo != "",
 		TraceParent: msg.TraceParent, TraceState: msg.TraceState,
+	}
+	var span trace.Span
+	if r.deps.Tracer != nil {
+		span = r.startAttempt(j, req, ep, route.Service)
 	}
 	res, err := r.deps.Sender.Do(req)
 	elapsed := time.Since(start)
@@ -314,6 +332,9 @@ func (r *Router) attempt(req *Request, ep *balancer.Endpoint, msg *rules.Message
 		a.class = deadLetter
 	}
 	r.deps.Picker.Done(ep, bo, elapsed)
+	if span != nil {
+		endAttempt(span, a)
+	}
 	sm := r.mc.service(route.Service)
 	sm.dispatched(a.class).Inc()
 	sm.duration.Observe(elapsed.Seconds())

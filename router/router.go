@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/msgroute/gateway/balancer"
@@ -151,6 +152,10 @@ type Deps struct {
 	// derived from it (Config.ServiceConcurrency). Optional: nil counts
 	// one instance per service.
 	Instances func(service string) int
+	// Tracer records a span per message and one per dispatch attempt
+	// (README "Tracing"). Optional: nil is tracing off, at the cost of a
+	// nil check per message and attempt.
+	Tracer trace.Tracer
 }
 
 // Router runs the pipeline. Create with New, run with Run once.
