@@ -112,6 +112,11 @@ func serve(ctx context.Context, cfg *config.Config, set *rules.Set, log *slog.Lo
 	if err != nil {
 		return err
 	}
+	tracer, flushTraces, err := newTracer(cfg.Tracing, log)
+	if err != nil {
+		return err
+	}
+	defer flushTraces() // after the router drained: its last spans go too
 	owner := &leaseOwner{}
 	rt, err = router.New(router.Config{
 		Streams: cfg.Consumer.Streams, Batch: cfg.Consumer.Batch, Block: cfg.Consumer.Block,
@@ -121,7 +126,7 @@ func serve(ctx context.Context, cfg *config.Config, set *rules.Set, log *slog.Lo
 		MaxPayloadBytes: cfg.Consumer.MaxPayloadBytes, ReplyMaxLen: cfg.Consumer.ReplyMaxLen, Logger: log,
 	}, router.Deps{
 		Source: group, Settler: group, Publisher: group, Picker: bal, Sender: disp, Instances: bal.Instances,
-		Rules: holder.Load, Metrics: m, Owner: owner, TakeOver: group,
+		Rules: holder.Load, Metrics: m, Owner: owner, TakeOver: group, Tracer: tracer,
 	})
 	if err != nil {
 		return err

@@ -6,6 +6,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"reflect"
 	"strconv"
@@ -28,6 +29,7 @@ type Config struct {
 	Balancer Balancer `mapstructure:"balancer"`
 	Dispatch Dispatch `mapstructure:"dispatch"`
 	AsyncAPI AsyncAPI `mapstructure:"asyncapi"`
+	Tracing  Tracing  `mapstructure:"tracing"`
 }
 
 // Redis says how to reach Redis. Several addrs, or Cluster, mean Redis Cluster.
@@ -127,6 +129,17 @@ type Dispatch struct {
 type AsyncAPI struct {
 	Title   string `mapstructure:"title"`
 	Version string `mapstructure:"version"`
+}
+
+// Tracing configures OpenTelemetry tracing. Zero fields take the tracing
+// package's defaults (tracing.Config).
+type Tracing struct {
+	// OTLPEndpoint is an OTLP/HTTP collector, e.g. http://collector:4318;
+	// empty (default) turns tracing off.
+	OTLPEndpoint string `mapstructure:"otlp_endpoint"`
+	// SampleRatio is the share of new traces recorded, in (0, 1]; unset
+	// means the tracing package's default, 1.
+	SampleRatio float64 `mapstructure:"sample_ratio"`
 }
 
 // defaults sets the defaults this package owns: those of keys no
@@ -360,6 +373,14 @@ func (c *Config) validate(isSet func(key string) bool) error {
 	case "text", "json":
 	default:
 		bad("log.format", "must be text or json (got %q)", c.Log.Format)
+	}
+	if e := c.Tracing.OTLPEndpoint; e != "" {
+		if u, err := url.Parse(e); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			bad("tracing.otlp_endpoint", "must be an http(s)://host:port URL (got %q)", e)
+		}
+	}
+	if r := c.Tracing.SampleRatio; r < 0 || r > 1 || (r == 0 && isSet("tracing.sample_ratio")) {
+		bad("tracing.sample_ratio", "must be in (0, 1] (got %v)", r)
 	}
 	switch c.Balancer.Algorithm {
 	case "", "peak_ewma", "least_pending", "round_robin", "random":

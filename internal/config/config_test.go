@@ -50,6 +50,8 @@ func TestLoadDefaults(t *testing.T) {
 		{"consumer.retention", c.Consumer.Retention, "off"},
 		{"consumer.retention_keep", c.Consumer.RetentionKeep, time.Duration(0)},
 		{"consumer.dlq_maxlen", c.Consumer.DLQMaxLen, int64(0)},
+		{"tracing.otlp_endpoint", c.Tracing.OTLPEndpoint, ""},
+		{"tracing.sample_ratio", c.Tracing.SampleRatio, float64(0)},
 	}
 	for _, ch := range checks {
 		if !equal(ch.got, ch.want) {
@@ -141,6 +143,7 @@ func TestEnvOverrides(t *testing.T) {
 	t.Setenv("GATEWAY_CONSUMER_RETENTION", "acked")
 	t.Setenv("GATEWAY_CONSUMER_RETENTION_KEEP", "1h")
 	t.Setenv("GATEWAY_CONSUMER_DLQ_MAXLEN", "5000")
+	t.Setenv("GATEWAY_TRACING_OTLP_ENDPOINT", "http://collector:4318")
 	c, err := Load(write(t, "consumer: {streams: [orders], batch: 100}\n"))
 	if err != nil {
 		t.Fatal(err)
@@ -150,6 +153,9 @@ func TestEnvOverrides(t *testing.T) {
 	}
 	if c.Consumer.Retention != "acked" || c.Consumer.RetentionKeep != time.Hour || c.Consumer.DLQMaxLen != 5000 {
 		t.Errorf("retention env overrides not applied: %+v", c.Consumer)
+	}
+	if c.Tracing.OTLPEndpoint != "http://collector:4318" {
+		t.Errorf("tracing.otlp_endpoint = %q, want the environment's http://collector:4318", c.Tracing.OTLPEndpoint)
 	}
 	if c.Redis.Password != "s3cret" || c.Consumer.Batch != 7 || c.Consumer.ClaimIdle != time.Minute || c.Dispatch.MaxConnsPerHost != 8 {
 		t.Errorf("env overrides not applied: %+v", c)
@@ -179,6 +185,9 @@ func TestInvalidConfigNamesTheKey(t *testing.T) {
 		{"bad keep", "consumer: {streams: [a], retention_keep: forever}\n", "retention_keep"},
 		{"negative interval", "consumer: {streams: [a], retention_interval: -5s}\n", "consumer.retention_interval"},
 		{"negative dlq maxlen", "consumer: {streams: [a], dlq_maxlen: -1}\n", "consumer.dlq_maxlen"},
+		{"otlp endpoint without scheme", "consumer: {streams: [a]}\ntracing: {otlp_endpoint: \"collector:4318\"}\n", "tracing.otlp_endpoint"},
+		{"sample ratio above 1", "consumer: {streams: [a]}\ntracing: {sample_ratio: 1.5}\n", "tracing.sample_ratio"},
+		{"sample ratio explicit 0", "consumer: {streams: [a]}\ntracing: {sample_ratio: 0}\n", "tracing.sample_ratio"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
