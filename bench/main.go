@@ -53,6 +53,7 @@ type options struct {
 	dumpLatency bool
 	waitIdle    float64
 	repeat      int
+	otlpSink    bool
 	ruleset     string
 	gwConfig    string
 }
@@ -110,6 +111,7 @@ func main() {
 	flag.BoolVar(&o.perf, "perf", false, "profile the consumer with Linux perf during each run (reports in -out)")
 	flag.BoolVar(&o.dumpLatency, "dump-latency", false, "write each run's latency per message, in send order, to -out/ID.RUN.lat (µs per line)")
 	flag.Float64Var(&o.waitIdle, "wait-idle", 0, "before each run wait (at most 1 min) until the CPUs were this idle over 1 s, e.g. 0.9")
+	flag.BoolVar(&o.otlpSink, "otlp-sink", false, "turn the gateway's tracing on, exporting to an OTLP/HTTP sink in this process that discards the spans")
 	flag.IntVar(&o.repeat, "repeat", 1, "run each scenario this many times, floor and gateway interleaved; reports give medians")
 	flag.Parse()
 
@@ -150,6 +152,15 @@ func run(ctx context.Context, o options) error {
 	h.gatewayBin = o.gatewayBin
 	h.outDir = o.outDir
 	h.gatewayEnv = o.gatewayEnv
+	if o.otlpSink {
+		sink, err := startOTLPSink()
+		if err != nil {
+			return err
+		}
+		defer sink.Close()
+		h.gatewayEnv = append(h.gatewayEnv, "GATEWAY_TRACING_OTLP_ENDPOINT="+sink.URL)
+		fmt.Printf("tracing on: exporting to %s\n", sink.URL)
+	}
 	h.perf = o.perf
 	h.dumpLatency = o.dumpLatency
 	h.waitIdle = o.waitIdle
