@@ -142,3 +142,38 @@ func TestTracingEndToEnd(t *testing.T) {
 		}
 	})
 }
+
+// TestTraceContextForwardedTracingOff: with tracing off (the default) the
+// entry's traceparent and tracestate reach the service unchanged as the
+// standard headers; a malformed traceparent is not forwarded, nor its
+// tracestate, and both count as dropped headers.
+func TestTraceContextForwardedTracingOff(t *testing.T) {
+	h := newHarness(t)
+	h.writeRules(tracingRules)
+	billing := h.backend("billing", "billing-1")
+	h.start([]string{"orders"}, "")
+	const tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	good := h.publish("orders", "type", "order.created", "payload", "{}", "traceparent", tp, "tracestate", "vendor=opaque")
+	bad := h.publish("orders", "type", "order.created", "payload", "{}", "traceparent", "00-not-a-trace-01", "tracestate", "vendor=x")
+	h.waitFor("both delivered", 15*time.Second, func() error {
+		if n := billing.count(); n != 2 {
+			return fmt.Errorf("billing got %d requests", n)
+		}
+		return nil
+	})
+	want := map[string][2]string{good: {tp, "vendor=opaque"}, bad: {"", ""}}
+	for _, r := range billing.received() {
+		id := r.Header.Get("X-Message-Id")
+		if got := [2]string{r.Header.Get("Traceparent"), r.Header.Get("Tracestate")}; got != want[id] {
+			t.Errorf("entry %s: traceparent, tracestate = %q, want %q", id, got, want[id])
+		}
+		for k := range r.Header {
+			if strings.HasPrefix(strings.ToLower(k), "x-msg-trace") {
+				t.Errorf("entry %s has %s: trace context must not be an attribute", id, k)
+			}
+		}
+	}
+	if got := h.metricValue("gateway_dropped_headers_total"); got != 2 {
+		t.Errorf("gateway_dropped_headers_total = %v, want 2 (the malformed traceparent and its tracestate)", got)
+	}
+}
