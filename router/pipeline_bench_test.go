@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/msgroute/gateway/balancer"
 	"github.com/msgroute/gateway/discovery"
 	"github.com/msgroute/gateway/internal/metrics"
@@ -110,9 +112,12 @@ func benchEntry(i, routes int) Entry {
 // BenchmarkPipeline measures the router's own work per message, batch by
 // batch as the reader hands them over: match, admission, worker hand-off,
 // pick, a (fake, instant) dispatch, metrics, settle and the batched ack.
-func BenchmarkPipeline(b *testing.B) {
+func BenchmarkPipeline(b *testing.B) { benchPipeline(b, nil) }
+
+func benchPipeline(b *testing.B, tracer trace.Tracer) {
 	const routes, batch = 100, 256
 	r, st := benchRouter(b, routes)
+	r.deps.Tracer = tracer
 	ctx := context.Background()
 	acked := make(chan struct{})
 	go func() { r.acks.run(ctx); close(acked) }()

@@ -164,3 +164,12 @@ func TestTracingWithoutEntryContext(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkPipelineTraced is BenchmarkPipeline with tracing on: the SDK
+// with a batch span processor whose exporter discards (the OTLP encoding
+// and the HTTP export are not counted).
+func BenchmarkPipelineTraced(b *testing.B) {
+	tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(tracetest.NewNoopExporter()))
+	defer func() { _ = tp.Shutdown(context.Background()) }()
+	benchPipeline(b, tp.Tracer("bench"))
+}
