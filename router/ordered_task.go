@@ -197,7 +197,7 @@ func (o *orderedStream) untilFinal(stop, workCtx context.Context, t *orderedTask
 			}
 			out = r.deadLetter(workCtx, &tj.e, tj.msg, m.Route, dlqInfo{reason: reason, route: m.Route.Name, err: m.Err.Error()})
 		} else {
-			out, _ = r.deliver(workCtx, tj, m)
+			out, _ = r.deliverTraced(workCtx, tj, m)
 		}
 		switch out {
 		case delivered, deadLetter:

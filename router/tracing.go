@@ -3,6 +3,7 @@ package router
 import (
 	"context"
 	"strconv"
+	"time"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
@@ -62,6 +63,29 @@ func (r *Router) processTraced(ctx context.Context, j *job) verdict {
 	span.SetAttributes(attrVerdict.String(verdict))
 	span.End()
 	return v
+}
+
+// deliverTraced is deliver inside a process span when tracing is on: on
+// ordered routes each route of an entry is its own task, delivered
+// without process, and this span stands for the entry's delivery there.
+func (r *Router) deliverTraced(ctx context.Context, j *job, m *rules.Match) (outcome, time.Duration) {
+	if r.deps.Tracer == nil {
+		return r.deliver(ctx, j, m)
+	}
+	e := &j.e
+	tctx, span := r.deps.Tracer.Start(entryContext(ctx, j.msg), spanProcess, trace.WithSpanKind(trace.SpanKindConsumer),
+		trace.WithAttributes(attrStream.String(e.Stream), attrEntryID.String(e.ID), attrDeliveries.Int64(e.Deliveries),
+			attrRoutes.StringSlice([]string{m.Route.Name})))
+	j.trace = tctx
+	o, wait := r.deliver(ctx, j, m)
+	j.trace = nil
+	verdict := "ack"
+	if o == transient || o == unavailable {
+		verdict = "retry"
+	}
+	span.SetAttributes(attrVerdict.String(verdict))
+	span.End()
+	return o, wait
 }
 
 // entryContext returns ctx carrying msg's trace context as the remote

@@ -22,6 +22,11 @@ routes:
     service: worker
     path: /work
     retries: 1
+  - name: in-order
+    streams: [events]
+    service: seq
+    path: /seq
+    order_key: 'body.k'
 `
 
 // spanTree finds the process span of entry id and its dispatch children.
@@ -58,7 +63,8 @@ func TestTracingEndToEnd(t *testing.T) {
 	billing := h.backend("billing", "billing-1")
 	worker := h.backend("worker", "worker-1")
 	worker.status.Store(503)
-	h.start([]string{"orders", "jobs"}, "tracing: {otlp_endpoint: \""+rcv.URL+"\"}")
+	seq := h.backend("seq", "seq-1")
+	h.start([]string{"orders", "jobs", "events"}, "tracing: {otlp_endpoint: \""+rcv.URL+"\"}")
 
 	const traceID, parentID = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
 	id := h.publish("orders", "type", "order.created", "payload", `{"total":1}`,
@@ -110,6 +116,28 @@ func TestTracingEndToEnd(t *testing.T) {
 			if strings.HasPrefix(strings.ToLower(k), "x-msg-trace") {
 				t.Errorf("backend got %s: trace context must not be an attribute", k)
 			}
+		}
+	})
+
+	t.Run("an ordered route has its message span too", func(t *testing.T) {
+		const tid = "5bf92f3577b34da6a3ce929d0e0e4736"
+		eid := h.publish("events", "payload", `{"k":"a"}`, "traceparent", "00-"+tid+"-00f067aa0ba902b7-01")
+		var msg testenv.Span
+		var kids []testenv.Span
+		h.waitFor("spans exported", 20*time.Second, func() (err error) {
+			msg, kids, err = spanTree(rcv, eid, 1)
+			return err
+		})
+		if got := hex.EncodeToString(msg.GetTraceId()); got != tid {
+			t.Errorf("process span trace ID %s, want the entry's %s", got, tid)
+		}
+		if a := kids[0].Attrs(); a["gateway.route"] != "in-order" || a["gateway.outcome"] != "delivered" {
+			t.Errorf("dispatch span attributes = %v", a)
+		}
+		got := seq.received()
+		want := "00-" + tid + "-" + hex.EncodeToString(kids[0].GetSpanId()) + "-01"
+		if len(got) != 1 || got[0].Header.Get("Traceparent") != want {
+			t.Errorf("seq got %d requests, want 1 with traceparent %q", len(got), want)
 		}
 	})
 
