@@ -145,6 +145,7 @@ type Explanation struct {
 	Tags     []string `json:"tags"`
 	Priority int      `json:"priority"`
 	Continue bool     `json:"continue"`
+	Batch    *Batch   `json:"batch,omitempty"`
 	Error    string   `json:"error,omitempty"` // why the message cannot go on this route
 }
 
@@ -162,6 +163,7 @@ func (s *Set) Explain(m *Message) []Explanation {
 			Tags:     mt.Route.Tags,
 			Priority: mt.Route.Priority,
 			Continue: mt.Route.Continue,
+			Batch:    mt.Route.Batch,
 		}
 		if e.Tags == nil {
 			e.Tags = []string{}

@@ -22,7 +22,7 @@ func (c *compiler) compileRoute(file string, n *yaml.Node) *Route {
 		node *yaml.Node
 	}
 	var matchSrc, pathSrc exprField
-	var schemaLine int
+	var schemaLine, batchLine int
 
 	// Read the name first so every later problem can name the route.
 	for i := 0; i+1 < len(n.Content); i += 2 {
@@ -92,6 +92,11 @@ func (c *compiler) compileRoute(file string, n *yaml.Node) *Route {
 		case "schema":
 			r.Schema, err = scalarString(v)
 			schemaLine = k.Line
+		case "batch":
+			r.Batch, err = parseBatch(v)
+			if r.Batch != nil {
+				batchLine = k.Line
+			}
 		default:
 			err = errors.New("unknown key")
 		}
@@ -137,6 +142,9 @@ func (c *compiler) compileRoute(file string, n *yaml.Node) *Route {
 			r.match, r.eval = p, p.prog
 			r.readsBody = p.uses&usesBody != 0
 		}
+	}
+	if batchLine > 0 && pathSrc.node != nil {
+		fail(batchLine, "batch: cannot be combined with path_expr (one request goes to one path)")
 	}
 	if pathSrc.node != nil {
 		r.PathExpr = pathSrc.src
