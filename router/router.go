@@ -138,21 +138,25 @@ type Deps struct {
 	// derived from it (Config.ServiceConcurrency). Optional: nil counts
 	// one instance per service.
 	Instances func(service string) int
+	// Batcher sends the requests of routes with a batch. Optional: nil
+	// delivers their messages one request each.
+	Batcher BatchSender
 }
 
 // Router runs the pipeline. Create with New, run with Run once.
 type Router struct {
-	cfg   Config
-	deps  Deps
-	log   *slog.Logger
-	slots *slots // global in-flight places
-	svc      *serviceLimits
-	acks     *acker
-	live     *leases
-	workers  *workerPool
-	mc       *metricCache
-	work     sync.WaitGroup // messages handed to workers and not yet settled
-	running  atomic.Bool
+	cfg     Config
+	deps    Deps
+	log     *slog.Logger
+	slots   *slots // global in-flight places
+	svc     *serviceLimits
+	acks    *acker
+	live    *leases
+	workers *workerPool
+	mc      *metricCache
+	batches *batcher       // nil without Deps.Batcher
+	work    sync.WaitGroup // messages handed to workers and not yet settled
+	running atomic.Bool
 }
 
 // New validates cfg and returns a Router.
@@ -173,6 +177,9 @@ func New(cfg Config, deps Deps) (*Router, error) {
 	r.mc = newMetricCache(deps.Metrics)
 	r.acks = newAcker(deps.Settler, r.mc, cfg.Logger)
 	r.workers = newWorkerPool(r.finish)
+	if deps.Batcher != nil {
+		r.batches = newBatcher(r, deps.Batcher)
+	}
 	return r, nil
 }
 
