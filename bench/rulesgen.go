@@ -30,7 +30,7 @@ func rulesYAML(n int, service string, generation int) []byte {
 // rules renders the run's rules file, generation gen.
 func (s runSpec) rules(service string, gen int) []byte {
 	if s.Realistic {
-		return realisticRulesYAML(s.Routes, service, gen)
+		return withBatch(realisticRulesYAML(s.Routes, service, gen), s.Batch)
 	}
 	return rulesYAML(s.Routes, service, gen)
 }

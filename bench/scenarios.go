@@ -16,12 +16,14 @@ import (
 type scenario func(ctx context.Context, h *harness, o options) ([]result, error)
 
 var scenarios = map[string]scenario{
-	"floor":      floorScenario,
-	"throughput": throughputScenario,
-	"latency":    latencyScenario,
-	"slow":       slowScenario,
-	"rules":      rulesScenario,
-	"reload":     reloadScenario,
+	"floor":         floorScenario,
+	"throughput":    throughputScenario,
+	"latency":       latencyScenario,
+	"slow":          slowScenario,
+	"rules":         rulesScenario,
+	"reload":        reloadScenario,
+	"batch":         batchScenario,
+	"batch-latency": batchLatencyScenario,
 }
 
 func scenarioNames() []string {
