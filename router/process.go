@@ -229,16 +229,17 @@ func (r *Router) deliver(ctx context.Context, j *job, m *rules.Match) (outcome, 
 		if route.Batch != nil && r.batches != nil {
 			// One request for the entries of several workers (batch.go);
 			// the outcome is this entry's own.
-			var stopped bool
-			if last, ep, stopped = r.batches.submit(ctx, route, msg, attempt, avoid); stopped {
+			res, bep, stopped := r.batches.submit(ctx, route, msg, attempt, avoid)
+			if stopped {
 				return transient, time.Second
 			}
-			if last.class == unavailable {
+			if res.class == unavailable {
 				if i > 0 {
-					break
+					break // settle on the last answer, as below
 				}
 				return r.noInstance(svc)
 			}
+			last, ep = res, bep
 		} else {
 			if !sem.acquire(ctx) {
 				return transient, time.Second // shutdown deadline passed while waiting

@@ -1,18 +1,21 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	consul "github.com/hashicorp/consul/api"
+	"github.com/redis/go-redis/v9"
 )
 
 // batchEntry is one entry of a batch request as a service decodes it.
@@ -156,13 +159,50 @@ func (h *harness) dlqByID() map[string]map[string]any {
 	return out
 }
 
+// publishAll XADDs msgs in one transaction, so that one read takes them
+// all, and returns their entry IDs.
 func (h *harness) publishAll(stream string, msgs [][]string) []string {
 	h.t.Helper()
+	ctx := context.Background()
+	cmds := make([]*redis.StringCmd, len(msgs))
+	_, err := h.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		for i, fields := range msgs {
+			cmds[i] = p.XAdd(ctx, &redis.XAddArgs{Stream: stream, Values: fields})
+		}
+		return nil
+	})
+	if err != nil {
+		h.t.Fatal(err)
+	}
 	ids := make([]string, len(msgs))
-	for i, fields := range msgs {
-		ids[i] = h.publish(stream, fields...)
+	for i, c := range cmds {
+		ids[i] = c.Val()
 	}
 	return ids
+}
+
+// payloads returns n messages with JSON payloads {"n":i}.
+func payloads(n int) [][]string {
+	out := make([][]string, n)
+	for i := range out {
+		out[i] = []string{"payload", fmt.Sprintf(`{"n":%d}`, i)}
+	}
+	return out
+}
+
+// waitSees waits until the gateway lists every one of svcs's instances,
+// so a batch read next is not parked for want of an instance.
+func (h *harness) waitSees(svcs ...*batchService) {
+	h.t.Helper()
+	h.waitFor("gateway sees the instances", 15*time.Second, func() error {
+		body := h.get("/instances")
+		for _, s := range svcs {
+			if !strings.Contains(body, s.addr) {
+				return fmt.Errorf("%s not in /instances: %s", s.addr, body)
+			}
+		}
+		return nil
+	})
 }
 
 // TestBatchMixedStatuses: one batch of eight entries answered per entry
@@ -191,8 +231,9 @@ routes:
 		}
 		msgs = append(msgs, []string{"payload", payload, "want", w, "note", "a\"b\\c\n"})
 	}
-	ids := h.publishAll("orders", msgs)
 	h.start([]string{"orders"}, "")
+	h.waitSees(svc)
+	ids := h.publishAll("orders", msgs)
 	h.waitAcked(40*time.Second, "orders")
 	h.waitFor("six dead letters", 10*time.Second, func() error {
 		if n := len(h.dlq()); n != 6 {
@@ -267,10 +308,9 @@ routes:
     batch: {max_messages: 5, max_wait: 300ms}
 `)
 	svc := h.batchService("bulk", "bulk-1", nil)
-	for i := range 12 {
-		h.publish("orders", "payload", fmt.Sprintf(`{"n":%d}`, i))
-	}
 	h.start([]string{"orders"}, "")
+	h.waitSees(svc)
+	h.publishAll("orders", payloads(12))
 	h.waitAcked(15*time.Second, "orders")
 	sizes := svc.sizes()
 	slices.Sort(sizes)
@@ -278,7 +318,7 @@ routes:
 		t.Fatalf("batch sizes %v, want [2 5 5]", svc.sizes())
 	}
 	sent := time.Now()
-	id := h.publish("orders", "payload", `{"lone":true}`)
+	id := h.publish("orders", "payload", `{"lone":true}`, "reply_to", "replies")
 	h.waitFor("lone message sent", 10*time.Second, func() error {
 		if n := len(svc.requests()); n != 4 {
 			return fmt.Errorf("%d requests", n)
@@ -293,6 +333,10 @@ routes:
 		t.Errorf("lone message arrived %v after publishing, want max_wait (300ms) or a little more", waited)
 	}
 	h.waitAcked(10*time.Second, "orders")
+	replies, err := h.rdb.XRange(context.Background(), "replies", "-", "+").Result()
+	if err != nil || len(replies) != 1 || replies[0].Values["status"] != "200" || replies[0].Values["message_id"] != id || replies[0].Values["route"] != "bulk" {
+		t.Errorf("replies %v (%v), want one with status 200 for %s over bulk", replies, err, id)
+	}
 }
 
 // TestBatchCountsOneServiceSlotPerRequest: with service_concurrency 1, a
@@ -309,10 +353,9 @@ routes:
 `)
 	svc := h.batchService("bulk", "bulk-1", nil)
 	svc.delay.Store(int64(200 * time.Millisecond))
-	for i := range 30 {
-		h.publish("orders", "payload", fmt.Sprintf(`{"n":%d}`, i))
-	}
 	h.start([]string{"orders"}, "  service_concurrency: 1")
+	h.waitSees(svc)
+	h.publishAll("orders", payloads(30))
 	h.waitAcked(20*time.Second, "orders")
 	if got := svc.sizes(); fmt.Sprint(got) != "[10 10 10]" {
 		t.Errorf("batch sizes %v, want [10 10 10]", got)
@@ -335,6 +378,7 @@ routes:
   - {name: strict, streams: [b], service: strict, batch: {max_messages: 3, max_wait: 200ms}}
   - {name: garbled, streams: [c], service: garbled, batch: {max_messages: 3, max_wait: 200ms}}
   - {name: slow, streams: [d], service: slow, timeout: 300ms, batch: {max_messages: 3, max_wait: 200ms}}
+  - {name: absent, streams: [e], service: absent, batch: {max_messages: 3, max_wait: 200ms}}
 `)
 	firstThen := func(status int, text string) func(int, []batchEntry) (int, string) {
 		return func(n int, entries []batchEntry) (int, string) {
@@ -349,18 +393,30 @@ routes:
 	garbled := h.batchService("garbled", "garbled-1", firstThen(200, `<html>oops</html>`))
 	slow := h.batchService("slow", "slow-1", nil)
 	slow.delay.Store(int64(time.Second))
+	h.start([]string{"a", "b", "c", "d", "e"}, "")
+	h.waitSees(flaky, strict, garbled, slow)
 	ids := map[string][]string{}
 	for _, st := range []string{"a", "b", "c", "d"} {
 		n := 3
 		if st == "a" {
 			n = 4
 		}
-		for i := range n {
-			ids[st] = append(ids[st], h.publish(st, "payload", fmt.Sprintf(`{"i":%d}`, i)))
+		ids[st] = h.publishAll(st, payloads(n))
+	}
+	// Stream e's service has no instance yet: its entries are parked
+	// (not counted as deliveries) until one registers.
+	absentIDs := h.publishAll("e", payloads(2))
+	h.waitAcked(40*time.Second, "a", "b", "c", "d")
+	if n := h.pending("e"); n != 2 {
+		t.Errorf("stream e without instances: %d pending, want 2", n)
+	}
+	absent := h.batchService("absent", "absent-1", nil)
+	h.waitAcked(30*time.Second, "e")
+	for _, id := range absentIDs {
+		if got := fmt.Sprint(absent.attempts()[id]); got != "[1]" {
+			t.Errorf("parked entry %s: attempts %s, want [1] (waiting for an instance is not an attempt)", id, got)
 		}
 	}
-	h.start([]string{"a", "b", "c", "d"}, "")
-	h.waitAcked(40*time.Second, "a", "b", "c", "d")
 
 	dlq := h.dlqByID()
 	check := func(svc *batchService, stream, wantAttempts string) {
