@@ -21,6 +21,10 @@ type runSpec struct {
 	// ReloadEvery > 0 rewrites the rules file at that period during the run.
 	ReloadEvery time.Duration
 	Timeout     time.Duration
+	// Env holds extra GATEWAY_* settings for this run's gateway.
+	Env []string
+	// SampleRedis > 0 records XLEN and used_memory at that period.
+	SampleRedis time.Duration
 }
 
 // result is what a run measured. Every number comes from this run.
@@ -69,6 +73,11 @@ type result struct {
 	ReloadErrors float64 `json:"reloads_failed_metric,omitempty"`
 
 	PerInstance []instanceShare `json:"per_instance"`
+
+	// With runSpec.SampleRedis: the stream's length and Redis's memory
+	// over the run, and used_memory before it.
+	RedisSamples        []redisSample `json:"redis_samples,omitempty"`
+	UsedMemoryBeforeMiB float64       `json:"used_memory_before_mib,omitempty"`
 }
 
 type instanceShare struct {

@@ -1,6 +1,7 @@
 package router
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -9,7 +10,6 @@ import (
 	"time"
 
 	"github.com/msgroute/gateway/balancer"
-	"github.com/msgroute/gateway/internal/dispatch"
 	"github.com/msgroute/gateway/rules"
 )
 
@@ -263,7 +263,7 @@ func (p *pendingBatch) send() {
 	p.ep = ep
 	buf := b.bufs.Get().(*[]byte)
 	body := appendBatchBody((*buf)[:0], route.Name, p.items)
-	status, answer, err := b.send.DoBatch(ep.Addr(), route.Method, route.Path, route.Timeout, body)
+	status, answer, err := b.send.DoBatch(ep.Addr(), route.Method, route.Path, cmp.Or(route.Timeout, r.cfg.AttemptTimeout), body)
 	if cap(body) <= maxKeptBatchBody {
 		*buf = body[:0]
 	}
@@ -345,4 +345,4 @@ func (p *pendingBatch) settle(status int, answer []byte, err error) balancer.Out
 // resultOf is the Result every entry of a batch shares: the request's
 // status. The answer body holds all entries' statuses, so none is kept
 // (a reply_to stream gets the status without a payload).
-func resultOf(status int) dispatch.Result { return dispatch.Result{Status: status} }
+func resultOf(status int) Result { return Result{Status: status} }

@@ -3,10 +3,9 @@ package router
 import (
 	"context"
 	"errors"
-	"math/rand/v2"
 	"time"
 
-	"github.com/msgroute/gateway/internal/streams"
+	"github.com/msgroute/gateway/internal/backoff"
 )
 
 // readLoop reads new entries of stream while ctx lives. It first re-reads
@@ -19,25 +18,29 @@ import (
 // for a Redis round trip each time), and a full pipeline still stops
 // reading: at most one batch per stream waits for slots.
 func (r *Router) readLoop(ctx, workCtx context.Context, stream string) {
-	b := newBackoff(50*time.Millisecond, 5*time.Second)
+	b := &backoff.Backoff{Min: 50 * time.Millisecond, Max: 5 * time.Second}
 	cursor := "0" // own backlog first, paged by ID; then ">" for new entries
 	for ctx.Err() == nil {
 		// The read runs under workCtx, not ctx: a read cancelled on the
 		// client side may already have moved entries into this consumer's
 		// pending list, and they would sit there unprocessed after a
 		// graceful stop. Shutdown waits at most Block for it instead.
+		began := time.Now()
 		entries, err := r.deps.Source.Read(workCtx, stream, cursor, r.cfg.Batch, r.cfg.Block)
+		if len(entries) > 0 {
+			observeSince(r.stages.read, began)
+		}
 		if err != nil {
 			if ctx.Err() != nil {
 				return
 			}
 			r.readFailed(ctx, stream, "xreadgroup", err)
-			if !b.wait(ctx) {
+			if !b.Wait(ctx) {
 				return
 			}
 			continue
 		}
-		b.reset()
+		b.Reset()
 		if cursor != ">" {
 			if len(entries) < r.cfg.Batch {
 				cursor = ">" // backlog done
@@ -54,7 +57,7 @@ func (r *Router) readLoop(ctx, workCtx context.Context, stream string) {
 func (r *Router) claimLoop(ctx, workCtx context.Context, stream string) {
 	t := time.NewTicker(r.cfg.ClaimInterval)
 	defer t.Stop()
-	b := newBackoff(100*time.Millisecond, 5*time.Second)
+	b := &backoff.Backoff{Min: 100 * time.Millisecond, Max: 5 * time.Second}
 	for {
 		select {
 		case <-ctx.Done():
@@ -69,11 +72,11 @@ func (r *Router) claimLoop(ctx, workCtx context.Context, stream string) {
 			if err != nil {
 				if ctx.Err() == nil {
 					r.readFailed(ctx, stream, "xautoclaim", err)
-					b.wait(ctx)
+					b.Wait(ctx)
 				}
 				break
 			}
-			b.reset()
+			b.Reset()
 			r.start(ctx, workCtx, entries)
 			if next == "0-0" || next == "" {
 				break
@@ -86,7 +89,7 @@ func (r *Router) claimLoop(ctx, workCtx context.Context, stream string) {
 func (r *Router) readFailed(ctx context.Context, stream, op string, err error) {
 	r.deps.Metrics.Errors.WithLabelValues(op).Inc()
 	r.log.Warn("read failed; backing off", "stream", stream, "op", op, "err", err)
-	if errors.Is(err, streams.ErrNoGroup) {
+	if errors.Is(err, ErrNoGroup) {
 		// Redis lost the group (restart without persistence): re-create it.
 		if err := r.deps.Source.EnsureGroup(ctx, stream); err != nil {
 			r.log.Warn("re-create consumer group failed", "stream", stream, "err", err)
@@ -101,7 +104,7 @@ func (r *Router) readFailed(ctx context.Context, stream, op string, err error) {
 // slot are leased like those in flight, so a long wait never lets another
 // replica claim them. If ctx ends while waiting, the remaining entries
 // stay pending in Redis.
-func (r *Router) start(ctx, workCtx context.Context, entries []streams.Entry) {
+func (r *Router) start(ctx, workCtx context.Context, entries []Entry) {
 	if len(entries) == 0 {
 		return
 	}
@@ -115,6 +118,8 @@ func (r *Router) start(ctx, workCtx context.Context, entries []streams.Entry) {
 		jobs[i] = r.prepare(&entries[i])
 		r.live.add(jobs[i], now)
 	}
+	prepared := time.Now()
+	r.stages.match.Observe(prepared.Sub(now).Seconds() / float64(len(entries)))
 	for i := 0; i < len(jobs); {
 		n := r.slots.take(ctx, 1, len(jobs)-i)
 		if n == 0 {
@@ -127,6 +132,9 @@ func (r *Router) start(ctx, workCtx context.Context, entries []streams.Entry) {
 				r.release(end - i)
 				r.drop(jobs[i:])
 				return
+			}
+			if j.sampled = r.stages.sample(); j.sampled {
+				j.stamp = observeSince(r.stages.waitSlot, prepared)
 			}
 			r.deps.Metrics.Inflight.Inc()
 			r.work.Add(1)
@@ -152,7 +160,15 @@ func (r *Router) finish(ctx context.Context, j *job) {
 	defer r.release(1)
 	defer r.deps.Metrics.Inflight.Dec()
 	defer r.live.remove(j)
-	r.settle(ctx, &j.e, r.process(ctx, j))
+	if !j.sampled {
+		r.settle(ctx, &j.e, r.process(ctx, j))
+		return
+	}
+	t := observeSince(r.stages.handoff, j.stamp)
+	v := r.process(ctx, j)
+	t = observeSince(r.stages.dispatch, t)
+	r.settle(ctx, &j.e, v)
+	observeSince(r.stages.settle, t)
 }
 
 func (r *Router) release(n int) { r.slots.give(n) }
@@ -182,29 +198,5 @@ func (r *Router) renewOld(ctx context.Context, age time.Duration) {
 			r.deps.Metrics.Errors.WithLabelValues("xclaim_renew").Inc()
 			r.log.Warn("lease renewal failed", "stream", stream, "err", err)
 		}
-	}
-}
-
-// backoff is a capped, jittered exponential wait.
-type backoff struct {
-	min, max, cur time.Duration
-}
-
-func newBackoff(min, max time.Duration) *backoff { return &backoff{min: min, max: max, cur: min} }
-
-func (b *backoff) reset() { b.cur = b.min }
-
-// wait sleeps for the current delay (with ±50% jitter) unless ctx ends
-// first, then doubles the delay. It reports whether ctx is still alive.
-func (b *backoff) wait(ctx context.Context) bool {
-	d := b.cur/2 + time.Duration(rand.Int64N(int64(b.cur)))
-	b.cur = min(b.cur*2, b.max)
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
 	}
 }

@@ -6,8 +6,6 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/msgroute/gateway/internal/streams"
 )
 
 func TestWorkerPoolRunsEveryJobAndReusesWorkers(t *testing.T) {
@@ -49,7 +47,7 @@ func TestPipelineSettlesEveryEntry(t *testing.T) {
 	acked := make(chan struct{})
 	go func() { r.acks.run(ctx); close(acked) }()
 	const total, batch = 2048, 128
-	entries := make([]streams.Entry, batch)
+	entries := make([]Entry, batch)
 	for done := 0; done < total; done += batch {
 		for i := range entries {
 			entries[i] = benchEntry(done+i, 10)

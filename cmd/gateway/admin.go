@@ -12,12 +12,13 @@ import (
 	"github.com/msgroute/gateway/discovery"
 	"github.com/msgroute/gateway/health"
 	"github.com/msgroute/gateway/internal/metrics"
+	"github.com/msgroute/gateway/internal/retention"
 	"github.com/msgroute/gateway/router"
 	"github.com/msgroute/gateway/rules"
 )
 
 func adminSources(m *metrics.Metrics, ping func(context.Context) *redis.StatusCmd, holder *router.RuleHolder,
-	bal *balancer.Balancer, disc *discovery.Watcher) health.Sources {
+	bal *balancer.Balancer, disc *discovery.Watcher, ret *retention.Trimmer) health.Sources {
 	return health.Sources{
 		Gatherer: m.Registry,
 		Checks: []health.Check{
@@ -29,7 +30,8 @@ func adminSources(m *metrics.Metrics, ping func(context.Context) *redis.StatusCm
 				return nil
 			}},
 			{Name: "consul", Fn: func(context.Context) error {
-				if !disc.Answered() {
+				// Rules that name no service need nothing from Consul.
+				if !disc.Answered() && len(holder.Load().Services()) > 0 {
 					if st := disc.Status(); st.LastError != "" {
 						return errors.New("consul has not answered yet: " + st.LastError)
 					}
@@ -40,6 +42,7 @@ func adminSources(m *metrics.Metrics, ping func(context.Context) *redis.StatusCm
 		},
 		Rules:     func() any { return holder.Status() },
 		Instances: func() any { return bal.Stats() },
+		Streams:   func() any { return ret.Streams() },
 		Explain: func(stream string, fields map[string]string) (any, error) {
 			if stream == "" {
 				return nil, errors.New("stream is required")

@@ -11,7 +11,6 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
-	"time"
 
 	"github.com/redis/go-redis/v9"
 	"golang.org/x/sync/errgroup"
@@ -22,6 +21,7 @@ import (
 	"github.com/msgroute/gateway/internal/config"
 	"github.com/msgroute/gateway/internal/dispatch"
 	"github.com/msgroute/gateway/internal/metrics"
+	"github.com/msgroute/gateway/internal/retention"
 	"github.com/msgroute/gateway/internal/rulewatch"
 	"github.com/msgroute/gateway/internal/streams"
 	"github.com/msgroute/gateway/router"
@@ -40,6 +40,8 @@ func cmdRun(args []string, stderr io.Writer) error {
 		return err
 	}
 	log := newLogger(cfg.Log, stderr)
+	streams.RouteRedisLogs(log)
+	discovery.RouteAPILogs(log)
 	set, err := rules.Load(cfg.Rules.Path)
 	if err != nil {
 		return fmt.Errorf("rules %s: %w", cfg.Rules.Path, err)
@@ -56,6 +58,9 @@ func serve(ctx context.Context, cfg *config.Config, set *rules.Set, log *slog.Lo
 	m := metrics.New()
 	holder := router.NewRuleHolder(set)
 	m.RulesActive.Set(float64(len(set.Routes())))
+	for _, result := range []string{"success", "failure"} {
+		m.RulesReloads.WithLabelValues(result) // exported at 0 from the start
+	}
 
 	rdb, err := redisClient(cfg.Redis)
 	if err != nil {
@@ -82,8 +87,10 @@ func serve(ctx context.Context, cfg *config.Config, set *rules.Set, log *slog.Lo
 	}
 	disc.SetServices(set.Services())
 
+	var rt *router.Router // set below; the watcher calls back only once running
 	watcher, err := rulewatch.New(rulewatch.Config{Path: cfg.Rules.Path, Version: set.Version(), Logger: log},
 		func(s *rules.Set) {
+			rt.PrimeMetrics(s)
 			holder.Store(s)
 			disc.SetServices(s.Services())
 			m.RulesReloads.WithLabelValues("success").Inc()
@@ -100,32 +107,38 @@ func serve(ctx context.Context, cfg *config.Config, set *rules.Set, log *slog.Lo
 	}
 
 	disp, err := dispatch.New(dispatch.Config{
-		Timeout: cfg.Dispatch.Timeout, MaxConnsPerHost: cfg.Dispatch.MaxConnsPerHost, NoPipelining: !cfg.Dispatch.Pipelining,
-	})
-	if err != nil {
-		return err
-	}
-	batches, err := dispatch.NewBatchClient(dispatch.BatchConfig{
 		Timeout: cfg.Dispatch.Timeout, MaxConnsPerHost: cfg.Dispatch.MaxConnsPerHost,
 	})
 	if err != nil {
 		return err
 	}
-	rt, err := router.New(router.Config{
+	rt, err = router.New(router.Config{
 		Streams: cfg.Consumer.Streams, Batch: cfg.Consumer.Batch, Block: cfg.Consumer.Block,
-		ClaimIdle: cfg.Consumer.ClaimIdle, ClaimInterval: cfg.Consumer.ClaimInterval,
+		ClaimIdle: cfg.Consumer.ClaimIdle, ClaimInterval: cfg.Consumer.ClaimInterval, AttemptTimeout: cfg.Dispatch.Timeout,
 		MaxDeliveries: int64(cfg.Consumer.MaxDeliveries), MaxInflight: cfg.Consumer.MaxInflight,
 		ServiceConcurrency: cfg.Consumer.ServiceConcurrency, InstanceConcurrency: cfg.Dispatch.MaxConnsPerHost, ServiceLimits: cfg.Consumer.ServiceLimits, DLQStream: cfg.Consumer.DLQStream,
 		MaxPayloadBytes: cfg.Consumer.MaxPayloadBytes, ReplyMaxLen: cfg.Consumer.ReplyMaxLen, Logger: log,
 	}, router.Deps{
 		Source: group, Settler: group, Publisher: group, Picker: bal, Sender: disp, Instances: bal.Instances,
-		Rules: holder.Load, Metrics: m, Batcher: batches,
+		Rules: holder.Load, Metrics: m, Batcher: disp,
 	})
 	if err != nil {
 		return err
 	}
-	admin, err := health.New(health.Config{Listen: cfg.Admin.Listen, Token: cfg.Admin.Token, Logger: log},
-		adminSources(m, rdb.Ping, holder, bal, disc))
+	rt.PrimeMetrics(set)
+	ret, err := retention.New(retention.Config{
+		Streams: cfg.Consumer.Streams, Group: cfg.Consumer.Group, Mode: retention.Mode(cfg.Consumer.Retention),
+		Keep: cfg.Consumer.RetentionKeep, TrimInterval: cfg.Consumer.RetentionInterval,
+		DLQStream: cfg.Consumer.DLQStream, DLQMaxLen: cfg.Consumer.DLQMaxLen, Logger: log,
+	}, rdb, m)
+	if err != nil {
+		return err
+	}
+	src := adminSources(m, rdb.Ping, holder, bal, disc, ret)
+	src.DeadLetters = func(ctx context.Context, limit int) (any, error) {
+		return streams.RecentDeadLetters(ctx, rdb, cfg.Consumer.DLQStream, limit)
+	}
+	admin, err := health.New(health.Config{Listen: cfg.Admin.Listen, Token: cfg.Admin.Token, Logger: log}, src)
 	if err != nil {
 		return err
 	}
@@ -141,7 +154,7 @@ func serve(ctx context.Context, cfg *config.Config, set *rules.Set, log *slog.Lo
 	aux.Go(func() error { return disc.Run(auxCtx) })
 	aux.Go(func() error { return watcher.Run(auxCtx) })
 	aux.Go(func() error { return admin.Run(auxCtx) })
-	aux.Go(func() error { return rt.WatchLag(auxCtx, group, 5*time.Second) })
+	aux.Go(func() error { return ret.Run(auxCtx) }) // lag and pending gauges, /streams, trimming
 	aux.Go(func() error { return reloadOnSIGHUP(auxCtx, watcher, log) })
 
 	routerCtx, stopRouter := context.WithCancel(ctx)

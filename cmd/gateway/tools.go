@@ -13,7 +13,7 @@ import (
 )
 
 // cmdCheck validates rule files: one "file:line: message" line per problem,
-// warnings marked; exit 1 when any error was found.
+// "file:line: warning: message" per warning; exit 1 when any error was found.
 func cmdCheck(args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		fmt.Fprintln(stderr, "usage: gateway check FILE...")
@@ -22,7 +22,12 @@ func cmdCheck(args []string, stdout, stderr io.Writer) error {
 	errs := 0
 	for _, p := range rules.Check(args...) {
 		if p.Warning {
-			fmt.Fprintf(stdout, "%s (warning)\n", p)
+			w := p
+			w.Message = "warning: " + p.Message
+			if p.Route != "" { // "warning:" first, then the route
+				w.Route, w.Message = "", fmt.Sprintf("warning: route %q: %s", p.Route, p.Message)
+			}
+			fmt.Fprintln(stdout, w)
 			continue
 		}
 		errs++

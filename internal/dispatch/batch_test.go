@@ -5,8 +5,11 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/msgroute/gateway/router"
 )
 
 // batchServer is a real net/http server (not fasthttp, so the client is
@@ -37,7 +40,7 @@ func batchServer(t *testing.T, status int, answer string, delay time.Duration) (
 
 func TestDoBatchSendsDocument(t *testing.T) {
 	addr, reqs, bodies := batchServer(t, 200, `{"statuses":[]}`, 0)
-	c, err := NewBatchClient(BatchConfig{})
+	c, err := New(Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,7 +59,7 @@ func TestDoBatchSendsDocument(t *testing.T) {
 }
 
 func TestDoBatchStatusAndErrors(t *testing.T) {
-	c, err := NewBatchClient(BatchConfig{Timeout: 200 * time.Millisecond})
+	c, err := New(Config{Timeout: 200 * time.Millisecond, MaxResponseBytes: 100})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,7 +85,11 @@ func TestDoBatchStatusAndErrors(t *testing.T) {
 	if _, _, err := c.DoBatch(closed, "POST", "/", 0, []byte(`{}`)); err == nil {
 		t.Error("closed port: DoBatch succeeded, want a transport error")
 	}
-	if _, _, err := c.DoBatch(addr, "POST", "//evil.example/x", 0, nil); !errors.Is(err, ErrBadPath) {
+	big, _, _ := batchServer(t, 200, strings.Repeat("x", 101), 0)
+	if _, _, err := c.DoBatch(big, "POST", "/", 0, []byte(`{}`)); !errors.Is(err, errAnswerTooLarge) {
+		t.Errorf("answer over MaxResponseBytes: err %v, want errAnswerTooLarge", err)
+	}
+	if _, _, err := c.DoBatch(addr, "POST", "//evil.example/x", 0, nil); !errors.Is(err, router.ErrBadPath) {
 		t.Errorf("authority-form path: err %v, want ErrBadPath", err)
 	}
 }
