@@ -52,7 +52,7 @@ func startFleet(ctx context.Context, consulAddr string, spec fleetSpec) (*fleet,
 		}
 		id := fmt.Sprintf("%s-%d", spec.Service, i)
 		b, err := backend.New(backend.Config{
-			Name: spec.Service, ID: id, Latency: lat, ErrorRate: spec.ErrorRate,
+			Name: spec.Service, ID: id, Latency: lat, ErrorRate: spec.ErrorRate, BatchPath: batchPathPrefix,
 			OnMessage: func(m *backend.Message) {
 				if r := f.rec.Load(); r != nil {
 					r.observe(i, m)

@@ -56,6 +56,8 @@ type options struct {
 	otlpSink    bool
 	ruleset     string
 	gwConfig    string
+	batchMsgs   int
+	batchWait   time.Duration
 }
 
 // envList is a repeatable KEY=VALUE flag.
@@ -85,7 +87,7 @@ func main() {
 		return
 	}
 	var o options
-	flag.StringVar(&o.scenario, "scenario", "throughput", "throughput | latency | slow | rules | reload | ordered | floor | all")
+	flag.StringVar(&o.scenario, "scenario", "throughput", "throughput | latency | slow | rules | reload | ordered | retention | batch | batch-latency | floor | all")
 	flag.StringVar(&o.redisAddr, "redis", "", "reuse this Redis (host:port) instead of starting redis-server")
 	flag.StringVar(&o.consulAddr, "consul", "", "reuse this Consul agent (host:port) instead of starting one")
 	flag.StringVar(&o.gatewayBin, "gateway-bin", "", "prebuilt gateway binary (default: go build ./cmd/gateway)")
@@ -105,6 +107,8 @@ func main() {
 	flag.IntVar(&o.inflight, "inflight", 128, "in-flight window: consumer.max_inflight for the gateway, concurrent POSTs for the floor")
 	flag.StringVar(&o.ruleset, "ruleset", "realistic", "rules of throughput and latency: realistic (body fields, ranges, ||, in; match is 97th of 100) | simple (one attribute equality per route)")
 	flag.StringVar(&o.gwConfig, "gateway-config", configWindow, "what the gateway's config sets: window (max_inflight and batch = -inflight, -batch) | default (nothing: the gateway's defaults) | tuned (window plus service_concurrency = -inflight)")
+	flag.IntVar(&o.batchMsgs, "batch-messages", 100, "batch and batch-latency scenarios: the routes' batch max_messages")
+	flag.DurationVar(&o.batchWait, "batch-wait", 5*time.Millisecond, "batch and batch-latency scenarios: the routes' batch max_wait")
 	flag.DurationVar(&o.timeout, "timeout", 2*time.Minute, "deadline of each run")
 	flag.DurationVar(&o.tick, "tick", 500*time.Microsecond, "open-loop producer wakes at most once per tick (0: per message)")
 	flag.Var(&o.gatewayEnv, "gateway-env", "extra gateway setting as GATEWAY_<SECTION>_<KEY>=VALUE, or GOGC/GOMEMLIMIT/GOMAXPROCS/GODEBUG (repeatable)")

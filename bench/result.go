@@ -14,6 +14,9 @@ type runSpec struct {
 	// Realistic selects the realistic rule set and payloads (realistic.go)
 	// instead of one attribute-equality route per route key.
 	Realistic bool
+	// Batch, when set, gives every realistic route this batch mapping
+	// (batch.go).
+	Batch     string
 	Algorithm string
 	// ReloadEvery > 0 rewrites the rules file at that period during the run.
 	ReloadEvery time.Duration

@@ -33,7 +33,7 @@ func (s runSpec) rules(service string, gen int) []byte {
 		return orderedRulesYAML(service)
 	}
 	if s.Realistic {
-		return realisticRulesYAML(s.Routes, service, gen)
+		return withBatch(realisticRulesYAML(s.Routes, service, gen), s.Batch)
 	}
 	return rulesYAML(s.Routes, service, gen)
 }

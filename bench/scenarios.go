@@ -17,14 +17,16 @@ import (
 type scenario func(ctx context.Context, h *harness, o options) ([]result, error)
 
 var scenarios = map[string]scenario{
-	"floor":      floorScenario,
-	"throughput": throughputScenario,
-	"latency":    latencyScenario,
-	"slow":       slowScenario,
-	"rules":      rulesScenario,
-	"reload":     reloadScenario,
-	"ordered":    orderedScenario,
-	"retention":  retentionScenario,
+	"floor":         floorScenario,
+	"throughput":    throughputScenario,
+	"latency":       latencyScenario,
+	"slow":          slowScenario,
+	"rules":         rulesScenario,
+	"reload":        reloadScenario,
+	"ordered":       orderedScenario,
+	"retention":     retentionScenario,
+	"batch":         batchScenario,
+	"batch-latency": batchLatencyScenario,
 }
 
 func scenarioNames() []string {

@@ -73,7 +73,10 @@ type serviceSem struct {
 
 	mu      sync.Mutex
 	running counter // requests in flight, bound: the cap
-	queued  counter // messages admitted to the pipeline, bound: queueFactor x cap
+	queued  counter // messages admitted to the pipeline, bound: queueFactor x cap x perRequest
+	// perRequest is the most messages one request of the service carries
+	// (a route's batch max_messages; 1 without batches). It only grows.
+	perRequest int
 }
 
 // counter is one bounded count and its waiters (FIFO).
@@ -81,6 +84,26 @@ type counter struct {
 	n       int
 	factor  int
 	waiters []chan struct{}
+}
+
+// bound is c's bound now. Called with mu held.
+func (s *serviceSem) bound(c *counter) int {
+	n := c.factor * s.capacity()
+	if c == &s.queued && s.perRequest > 1 {
+		n *= s.perRequest // batches: a request's worth of messages per place
+	}
+	return n
+}
+
+// carry records that one request of the service may carry n messages (a
+// batch route), so its queue admits enough messages to fill its batches.
+func (s *serviceSem) carry(n int) {
+	s.mu.Lock()
+	if n > s.perRequest {
+		s.perRequest = n
+		s.wakeIfRoom(&s.queued)
+	}
+	s.mu.Unlock()
 }
 
 // capacity is the service's concurrency cap now.
@@ -98,7 +121,7 @@ func (s *serviceSem) capacity() int {
 func (s *serviceSem) take(ctx context.Context, c *counter) bool {
 	s.mu.Lock()
 	for {
-		if c.n < c.factor*s.capacity() {
+		if c.n < s.bound(c) {
 			c.n++
 			// A cap that grew may leave room for the next waiter too.
 			s.wakeIfRoom(c)
@@ -135,7 +158,7 @@ func (s *serviceSem) give(c *counter) {
 // wakeIfRoom wakes c's first waiter when c is below its bound. Called with
 // mu held.
 func (s *serviceSem) wakeIfRoom(c *counter) {
-	if len(c.waiters) > 0 && c.n < c.factor*s.capacity() {
+	if len(c.waiters) > 0 && c.n < s.bound(c) {
 		close(c.waiters[0])
 		c.waiters = slices.Delete(c.waiters, 0, 1)
 	}

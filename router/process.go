@@ -112,6 +112,9 @@ func (r *Router) prepare(e *Entry) *job {
 		if m.Err == nil && j.sem(m.Route.Service) == nil {
 			j.sems = append(j.sems, r.svc.sem(m.Route.Service))
 		}
+		if m.Err == nil && m.Route.Batch != nil && r.batches != nil {
+			r.batches.carry(m.Route)
+		}
 	}
 	slices.SortFunc(j.sems, func(a, b *serviceSem) int { return strings.Compare(a.name, b.name) })
 	return j
@@ -243,23 +246,39 @@ func (r *Router) deliver(ctx context.Context, j *job, m *rules.Match) (outcome, 
 			}
 			r.deps.Metrics.Retries.WithLabelValues(svc).Inc()
 		}
-		if !sem.acquire(ctx) {
-			return transient, time.Second // shutdown deadline passed while waiting
-		}
-		start := time.Now()
-		ep, err := r.deps.Picker.PickAt(svc, route.Tags, avoid, start)
-		if err != nil {
-			sem.release()
-			if i > 0 {
-				break // instances vanished mid-retry: settle on the last answer
-			}
-			r.deps.Metrics.Dispatch.WithLabelValues(svc, "no_instance").Inc()
-			r.deps.Metrics.Parked.WithLabelValues(svc, "no_instance").Inc()
-			return unavailable, time.Second
-		}
 		attempt := int(e.Deliveries-1)*attempts + i + 1
-		last = r.attempt(j, ep, m, attempt, start)
-		sem.release()
+		var ep *balancer.Endpoint
+		if route.Batch != nil && r.batches != nil {
+			// One request for the entries of several workers (batch.go);
+			// the outcome is this entry's own.
+			res, bep, stopped := r.batches.submit(ctx, route, msg, attempt, avoid)
+			if stopped {
+				return transient, time.Second
+			}
+			if res.class == unavailable {
+				if i > 0 {
+					break // settle on the last answer, as below
+				}
+				return r.noInstance(svc)
+			}
+			last, ep = res, bep
+		} else {
+			if !sem.acquire(ctx) {
+				return transient, time.Second // shutdown deadline passed while waiting
+			}
+			start := time.Now()
+			var err error
+			ep, err = r.deps.Picker.PickAt(svc, route.Tags, avoid, start)
+			if err != nil {
+				sem.release()
+				if i > 0 {
+					break // instances vanished mid-retry: settle on the last answer
+				}
+				return r.noInstance(svc)
+			}
+			last = r.attempt(j, ep, m, attempt, start)
+			sem.release()
+		}
 		switch last.class {
 		case delivered:
 			if msg.ReplyTo != "" && !r.reply(ctx, msg, route.Name, last.res) {
@@ -278,6 +297,13 @@ func (r *Router) deliver(ctx context.Context, j *job, m *rules.Match) (outcome, 
 	}
 	r.deps.Metrics.Parked.WithLabelValues(svc, "transient").Inc()
 	return transient, retryDelay(e.Deliveries)
+}
+
+// noInstance counts a message parked because its service has no instance.
+func (r *Router) noInstance(svc string) (outcome, time.Duration) {
+	r.deps.Metrics.Dispatch.WithLabelValues(svc, "no_instance").Inc()
+	r.deps.Metrics.Parked.WithLabelValues(svc, "no_instance").Inc()
+	return unavailable, time.Second
 }
 
 // attemptResult is one HTTP attempt's answer and its class.

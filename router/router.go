@@ -152,6 +152,9 @@ type Deps struct {
 	// derived from it (Config.ServiceConcurrency). Optional: nil counts
 	// one instance per service.
 	Instances func(service string) int
+	// Batcher sends the requests of routes with a batch. Optional: nil
+	// delivers their messages one request each.
+	Batcher BatchSender
 	// Tracer records a span per message and one per dispatch attempt
 	// (README "Tracing"). Optional: nil is tracing off, at the cost of a
 	// nil check per message and attempt.
@@ -170,6 +173,7 @@ type Router struct {
 	workers *workerPool
 	mc      *metricCache
 	stages  *stageClock
+	batches *batcher       // nil without Deps.Batcher
 	work    sync.WaitGroup // messages handed to workers and not yet settled
 	running atomic.Bool
 }
@@ -196,6 +200,9 @@ func New(cfg Config, deps Deps) (*Router, error) {
 	}
 	r.acks = newAcker(deps.Settler, r.mc, cfg.Logger)
 	r.workers = newWorkerPool(r.finish)
+	if deps.Batcher != nil {
+		r.batches = newBatcher(r, deps.Batcher)
+	}
 	return r, nil
 }
 

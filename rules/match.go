@@ -173,6 +173,7 @@ type Explanation struct {
 	Continue bool     `json:"continue"`
 	// OrderKey is the message's key on a route with order_key.
 	OrderKey string `json:"order_key,omitempty"`
+	Batch    *Batch `json:"batch,omitempty"`
 	Error    string `json:"error,omitempty"` // why the message cannot go on this route
 }
 
@@ -191,6 +192,7 @@ func (s *Set) Explain(m *Message) []Explanation {
 			Priority: mt.Route.Priority,
 			Continue: mt.Route.Continue,
 			OrderKey: mt.Key,
+			Batch:    mt.Route.Batch,
 		}
 		if e.Tags == nil {
 			e.Tags = []string{}

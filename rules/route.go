@@ -22,7 +22,7 @@ func (c *compiler) compileRoute(file string, n *yaml.Node) *Route {
 		node *yaml.Node
 	}
 	var matchSrc, pathSrc, keySrc exprField
-	var schemaLine int
+	var schemaLine, batchLine int
 
 	// Read the name first so every later problem can name the route.
 	for i := 0; i+1 < len(n.Content); i += 2 {
@@ -99,6 +99,11 @@ func (c *compiler) compileRoute(file string, n *yaml.Node) *Route {
 			if r.OnFailure, err = scalarString(v); err == nil && !validStreamName(r.OnFailure) {
 				err = fmt.Errorf("%q is not a stream name (non-empty, printable, no spaces)", r.OnFailure)
 			}
+		case "batch":
+			r.Batch, err = parseBatch(v)
+			if r.Batch != nil {
+				batchLine = k.Line
+			}
 		default:
 			err = errors.New("unknown key")
 		}
@@ -144,6 +149,9 @@ func (c *compiler) compileRoute(file string, n *yaml.Node) *Route {
 			r.match, r.eval = p, p.prog
 			r.readsBody = p.uses&usesBody != 0
 		}
+	}
+	if batchLine > 0 && pathSrc.node != nil {
+		fail(batchLine, "batch: cannot be combined with path_expr (one request goes to one path)")
 	}
 	if pathSrc.node != nil {
 		r.PathExpr = pathSrc.src

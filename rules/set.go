@@ -50,6 +50,7 @@ type Route struct {
 	Retries  int           // extra attempts on another instance
 	Timeout  time.Duration // per attempt; 0 = the dispatcher's default
 	Continue bool          // later matching routes also take the message
+	Batch    *Batch        // nil: one request per message
 	// MatchExpr, Path, PathExpr and Schema are the rules as written, for
 	// display; Match resolves the path.
 	MatchExpr string // "" = matches every message on its streams

@@ -126,7 +126,7 @@ func serve(ctx context.Context, cfg *config.Config, set *rules.Set, log *slog.Lo
 		MaxPayloadBytes: cfg.Consumer.MaxPayloadBytes, ReplyMaxLen: cfg.Consumer.ReplyMaxLen, Logger: log,
 	}, router.Deps{
 		Source: group, Settler: group, Publisher: group, Picker: bal, Sender: disp, Instances: bal.Instances,
-		Rules: holder.Load, Metrics: m, Owner: owner, TakeOver: group, Tracer: tracer,
+		Rules: holder.Load, Metrics: m, Owner: owner, TakeOver: group, Batcher: disp, Tracer: tracer,
 	})
 	if err != nil {
 		return err

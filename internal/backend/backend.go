@@ -1,6 +1,7 @@
 package backend
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -27,6 +28,9 @@ type Config struct {
 	// Logger, when set, gets one line per received message (never the body).
 	// Nil logs nothing: benchmarks must not pay for logging.
 	Logger *slog.Logger
+	// BatchPath, when set, makes requests whose path starts with it batch
+	// requests (the gateway's batch delivery): see handleBatch.
+	BatchPath string
 	// OnMessage, when set, is called for every message on arrival, before
 	// the modelled latency. It runs on the request goroutine, concurrently
 	// with other calls; the Message's slices are valid only during the call.
@@ -71,9 +75,11 @@ func (m *Message) Header(name string) []byte {
 }
 
 // Stats are a backend's counters. Received counts messages (not health
-// checks); MaxInFlight is the largest number handled at once so far.
+// checks; each entry of a batch); Batches counts batch requests;
+// MaxInFlight is the largest number of requests handled at once so far.
 type Stats struct {
 	Received    int64
+	Batches     int64
 	Errors      int64
 	InFlight    int64
 	MaxInFlight int64
@@ -86,6 +92,7 @@ type Backend struct {
 	nack     []byte
 	healthy  atomic.Bool
 	received atomic.Int64
+	batches  atomic.Int64
 	errors   atomic.Int64
 	inflight atomic.Int64
 	maxIn    atomic.Int64
@@ -141,6 +148,7 @@ func (b *Backend) SetHealthy(ok bool) { b.healthy.Store(ok) }
 func (b *Backend) Stats() Stats {
 	return Stats{
 		Received:    b.received.Load(),
+		Batches:     b.batches.Load(),
 		Errors:      b.errors.Load(),
 		InFlight:    b.inflight.Load(),
 		MaxInFlight: b.maxIn.Load(),
@@ -190,6 +198,10 @@ func (b *Backend) Handle(ctx *fasthttp.RequestCtx) {
 		ctx.SetBodyString("ok")
 		return
 	}
+	if b.cfg.BatchPath != "" && bytes.HasPrefix(ctx.Path(), []byte(b.cfg.BatchPath)) {
+		b.handleBatch(ctx)
+		return
+	}
 	if b.cfg.Query != nil && b.cfg.Query(ctx) {
 		return
 	}
@@ -207,8 +219,7 @@ func (b *Backend) Handle(ctx *fasthttp.RequestCtx) {
 		time.Sleep(d)
 	}
 	ctx.SetContentType("application/json")
-	if b.cfg.ErrorRate > 0 && rand.Float64() < b.cfg.ErrorRate {
-		b.errors.Add(1)
+	if b.failNow() {
 		ctx.SetStatusCode(fasthttp.StatusServiceUnavailable)
 		ctx.SetBody(b.nack)
 		return
@@ -217,6 +228,15 @@ func (b *Backend) Handle(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	ctx.SetBody(b.ack)
+}
+
+// failNow draws whether this request fails (ErrorRate) and counts it.
+func (b *Backend) failNow() bool {
+	if b.cfg.ErrorRate > 0 && rand.Float64() < b.cfg.ErrorRate {
+		b.errors.Add(1)
+		return true
+	}
+	return false
 }
 
 func (b *Backend) observe(ctx *fasthttp.RequestCtx, now time.Time, service time.Duration) {
