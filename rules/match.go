@@ -53,6 +53,9 @@ func (s *Set) match(m *Message, dst []Match, count bool) []Match {
 		}
 		dst = append(dst, Match{Route: s.defRoute, Path: s.defRoute.Path})
 	}
+	if s.subIdx != nil {
+		dst = s.matchSubscriptions(st, m, dst, count)
+	}
 	return dst
 }
 
@@ -145,7 +148,9 @@ type Explanation struct {
 	Tags     []string `json:"tags"`
 	Priority int      `json:"priority"`
 	Continue bool     `json:"continue"`
-	Error    string   `json:"error,omitempty"` // why the message cannot go on this route
+	// Subscription: declared in Consul by the instances of Service.
+	Subscription bool   `json:"subscription,omitempty"`
+	Error        string `json:"error,omitempty"` // why the message cannot go on this route
 }
 
 // Explain reports the routes m would take, like Match, without counting into
@@ -162,6 +167,8 @@ func (s *Set) Explain(m *Message) []Explanation {
 			Tags:     mt.Route.Tags,
 			Priority: mt.Route.Priority,
 			Continue: mt.Route.Continue,
+
+			Subscription: mt.Route.Subscription,
 		}
 		if e.Tags == nil {
 			e.Tags = []string{}

@@ -58,6 +58,9 @@ type Route struct {
 	Schema    string // schema file as written in the rules
 	File      string // rules file and line where the route's entry starts
 	Line      int
+	// Subscription: declared by instances in Consul (CompileSubscription),
+	// not written in a rules file.
+	Subscription bool
 
 	streamSet  map[string]struct{}
 	match      *program    // as written; nil: always true
@@ -114,6 +117,11 @@ type Set struct {
 	shapeNodes int
 	idx        index
 	states     sync.Pool // *evalState
+	// Subscriptions (WithSubscriptions): evaluated after the file routes,
+	// each independently. base is the file-only set they were added to.
+	base   *Set
+	subs   []*Route
+	subIdx map[string][]*Route // subs by their one stream
 }
 
 // Version is the hex SHA-256 of the sources (each file's name and contents,

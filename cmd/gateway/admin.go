@@ -14,10 +14,11 @@ import (
 	"github.com/msgroute/gateway/internal/metrics"
 	"github.com/msgroute/gateway/router"
 	"github.com/msgroute/gateway/rules"
+	"github.com/msgroute/gateway/subscriptions"
 )
 
 func adminSources(m *metrics.Metrics, ping func(context.Context) *redis.StatusCmd, holder *router.RuleHolder,
-	bal *balancer.Balancer, disc *discovery.Watcher) health.Sources {
+	bal *balancer.Balancer, disc *discovery.Watcher, subs *subscriptions.Registry) health.Sources {
 	return health.Sources{
 		Gatherer: m.Registry,
 		Checks: []health.Check{
@@ -38,7 +39,13 @@ func adminSources(m *metrics.Metrics, ping func(context.Context) *redis.StatusCm
 				return nil
 			}, Detail: func() any { return disc.Status() }},
 		},
-		Rules:     func() any { return holder.Status() },
+		Rules: func() any {
+			st := rulesStatus{RuleStatus: holder.Status(), Subscriptions: []subscriptions.Status{}}
+			if subs != nil {
+				st.Subscriptions = subs.Status()
+			}
+			return st
+		},
 		Instances: func() any { return bal.Stats() },
 		Explain: func(stream string, fields map[string]string) (any, error) {
 			if stream == "" {
@@ -48,6 +55,13 @@ func adminSources(m *metrics.Metrics, ping func(context.Context) *redis.StatusCm
 			return holder.Load().Explain(msg), nil
 		},
 	}
+}
+
+// rulesStatus is GET /rules: the active rule set and the subscriptions
+// declared in Consul (valid or not).
+type rulesStatus struct {
+	router.RuleStatus
+	Subscriptions []subscriptions.Status `json:"subscriptions"`
 }
 
 // evalErrorsCollector exports gateway_rule_eval_errors_total{route} from

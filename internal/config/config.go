@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -76,6 +77,12 @@ type Consul struct {
 	TLSKey     string `mapstructure:"tls_key_file"`
 	// TLSInsecureSkipVerify disables certificate checks; for tests only.
 	TLSInsecureSkipVerify bool `mapstructure:"tls_insecure_skip_verify"`
+	// Subscriptions enables routes declared by instances in their service
+	// meta (gateway-sub-NAME). Default true.
+	Subscriptions bool `mapstructure:"subscriptions"`
+	// SubscriptionStreams is the allow-list of streams a declaration may
+	// read. Default empty: every stream in consumer.streams.
+	SubscriptionStreams []string `mapstructure:"subscription_streams"`
 }
 
 // Rules says where the rule files are.
@@ -127,6 +134,7 @@ func defaults(v *viper.Viper) {
 		"consul.address":        "127.0.0.1:8500", "consul.token": "", "consul.datacenter": "",
 		"consul.scheme": "http", "consul.tls_ca_file": "", "consul.tls_cert_file": "",
 		"consul.tls_key_file": "", "consul.tls_insecure_skip_verify": false,
+		"consul.subscriptions": true, "consul.subscription_streams": []string{},
 		"rules.path":   "configs/rules.yaml",
 		"admin.listen": "127.0.0.1:9595", "admin.token": "",
 		"log.level": "info", "log.format": "text",
@@ -265,6 +273,15 @@ func (c *Config) validate() error {
 	}
 	if c.Consul.Scheme != "http" && c.Consul.Scheme != "https" {
 		bad("consul.scheme", "must be http or https (got %q)", c.Consul.Scheme)
+	}
+	c.Consul.SubscriptionStreams = compact(c.Consul.SubscriptionStreams)
+	for _, s := range c.Consul.SubscriptionStreams {
+		if !slices.Contains(cs.Streams, s) {
+			bad("consul.subscription_streams", "stream %q is not in consumer.streams", s)
+		}
+	}
+	if len(c.Consul.SubscriptionStreams) == 0 {
+		c.Consul.SubscriptionStreams = slices.Clone(cs.Streams)
 	}
 	if c.Rules.Path == "" {
 		bad("rules.path", "must not be empty")

@@ -24,6 +24,7 @@ type Metrics struct {
 	ConsumerLag      *prometheus.GaugeVec // {stream}
 	Pending          *prometheus.GaugeVec // {stream}
 	Inflight         prometheus.Gauge
+	Subscriptions    *prometheus.GaugeVec // {state}: active, invalid
 	// Beyond the CONTRACT's list: counts that explain the others.
 	Parked         *prometheus.CounterVec // {service,reason}
 	DroppedHeaders prometheus.Counter
@@ -50,13 +51,16 @@ func New() *Metrics {
 	m.ConsumerLag = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "gateway_consumer_lag", Help: "Entries not yet delivered to the group (XINFO GROUPS lag)."}, []string{"stream"})
 	m.Pending = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "gateway_pending_messages", Help: "Entries delivered but not acknowledged (group PEL)."}, []string{"stream"})
 	m.Inflight = prometheus.NewGauge(prometheus.GaugeOpts{Name: "gateway_inflight", Help: "Messages being processed by this replica."})
+	m.Subscriptions = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "gateway_subscriptions", Help: "Subscriptions declared in Consul by healthy instances, by state (active, invalid)."}, []string{"state"})
+	m.Subscriptions.WithLabelValues("active")
+	m.Subscriptions.WithLabelValues("invalid")
 	m.Parked = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "gateway_parked_total", Help: "Messages left pending to wait in Redis (reason no_instance or transient)."}, []string{"service", "reason"})
 	m.DroppedHeaders = prometheus.NewCounter(prometheus.CounterOpts{Name: "gateway_dropped_headers_total", Help: "Attributes not forwarded because they are not valid HTTP headers."})
 	m.Dropped = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "gateway_messages_dropped_total", Help: "Unmatched messages dropped by default action drop."}, []string{"stream"})
 	m.Replies = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "gateway_replies_total", Help: "Request-reply responses written, by result."}, []string{"result"})
 	m.Errors = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "gateway_redis_errors_total", Help: "Failed Redis operations by operation."}, []string{"op"})
 	for _, c := range []prometheus.Collector{m.Consumed, m.Acked, m.RouteMatches, m.Dispatch, m.DispatchDuration,
-		m.Retries, m.DLQ, m.RulesReloads, m.RulesActive, m.ConsumerLag, m.Pending, m.Inflight,
+		m.Retries, m.DLQ, m.RulesReloads, m.RulesActive, m.ConsumerLag, m.Pending, m.Inflight, m.Subscriptions,
 		m.Parked, m.DroppedHeaders, m.Dropped, m.Replies, m.Errors,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})} {
 		f(c)

@@ -1,0 +1,269 @@
+package subscriptions
+
+import (
+	"cmp"
+	"log/slog"
+	"slices"
+	"sync"
+	"sync/atomic"
+
+	"github.com/msgroute/gateway/discovery"
+	"github.com/msgroute/gateway/rules"
+)
+
+// Subscription states in Status and the gateway_subscriptions metric.
+const (
+	StateActive  = "active"
+	StateInvalid = "invalid"
+)
+
+// Config configures a Registry. The zero value is valid.
+type Config struct {
+	// Streams is the allow-list of streams a declaration may name
+	// (config consul.subscription_streams). Default nil: every stream;
+	// the gateway passes its consumed streams.
+	Streams []string
+	// Logger receives one line per change of a subscription's state.
+	// Default slog.Default().
+	Logger *slog.Logger
+}
+
+// Deps are the Registry's outputs. Every callback is called with the
+// Registry's lock held, so calls are serialized and in order; they must
+// not call back into the Registry.
+type Deps struct {
+	// Publish receives each new composed rule set (file routes plus active
+	// subscriptions). Required.
+	Publish func(*rules.Set)
+	// Watch receives the services discovery must follow: those the file
+	// rules name and every service in the catalog. Optional.
+	Watch func(services []string)
+	// Count receives the number of active and invalid subscriptions after
+	// every change. Optional.
+	Count func(active, invalid int)
+}
+
+// Status is one subscription (one service, NAME and declared value) as
+// shown in GET /rules.
+type Status struct {
+	Service string `json:"service"`
+	Name    string `json:"name"`
+	// Route is the route name, SERVICE/NAME.
+	Route string `json:"route"`
+	// Instances are the IDs of the healthy instances declaring it.
+	Instances []string `json:"instances"`
+	State     string   `json:"state"`
+	Error     string   `json:"error,omitempty"`
+	// Key identifies the declared value (discovery.DeclarationKey).
+	Key string `json:"key"`
+	// Declaration is the meta value as registered.
+	Declaration string `json:"declaration"`
+	Matches     uint64 `json:"matches"`
+}
+
+// Registry turns the subscriptions that healthy instances declare in
+// Consul into routes and publishes the file rules composed with them. It
+// is the one place that knows both: discovery reports instances (Update)
+// and the service catalog (SetCatalog), the rules watcher reports file
+// sets (SetRules). Every call recomposes what changed and publishes a new
+// immutable set before it returns, so a change reaches the router as soon
+// as Consul's answer does. All methods are safe for concurrent use.
+type Registry struct {
+	cfg  Config
+	deps Deps
+
+	mu       sync.Mutex
+	file     *rules.Set
+	catalog  []string                        // sorted; nil until the first answer
+	declared map[string][]discovery.Instance // by service: instances with declarations
+	cache    map[variantID]*variant          // compiled declarations in use
+	status   atomic.Pointer[[]Status]
+}
+
+// variantID identifies one declared value of one NAME of one service.
+type variantID struct{ service, key string }
+
+// variant is a compiled declaration: a route, or why it is invalid.
+type variant struct {
+	service, name, value, key string
+	route                     *rules.Route
+	err                       error
+}
+
+// New returns a Registry that composes file (the rule set loaded at start)
+// with subscriptions. It publishes nothing until the first call.
+func New(cfg Config, file *rules.Set, deps Deps) *Registry {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	r := &Registry{cfg: cfg, deps: deps, file: file,
+		declared: map[string][]discovery.Instance{}, cache: map[variantID]*variant{}}
+	r.status.Store(&[]Status{})
+	return r
+}
+
+// SetRules installs a new file rule set and publishes it with the current
+// subscriptions.
+func (r *Registry) SetRules(set *rules.Set) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.file = set
+	r.watch()
+	r.compose()
+}
+
+// SetCatalog records the services in Consul's catalog. Services that left
+// it have no instances, so their declarations are dropped here, whether or
+// not discovery reported them empty before it stopped watching them.
+func (r *Registry) SetCatalog(services []string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.catalog = slices.Clone(services)
+	changed := false
+	for svc := range r.declared {
+		if _, found := slices.BinarySearch(r.catalog, svc); !found {
+			delete(r.declared, svc)
+			changed = true
+		}
+	}
+	r.watch()
+	if changed {
+		r.compose()
+	}
+}
+
+// Update records a service's healthy instances (a discovery snapshot) and
+// republishes when the declarations among them changed. instances is not
+// modified or retained beyond its elements.
+func (r *Registry) Update(service string, instances []discovery.Instance) {
+	var decl []discovery.Instance
+	for _, in := range instances {
+		if len(in.Declarations) > 0 {
+			decl = append(decl, in)
+		}
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if sameDeclarations(r.declared[service], decl) {
+		return
+	}
+	if len(decl) == 0 {
+		delete(r.declared, service)
+	} else {
+		r.declared[service] = decl
+	}
+	r.compose()
+}
+
+// Status returns the subscriptions, sorted by service, name and key. The
+// slice is shared: do not modify it.
+func (r *Registry) Status() []Status {
+	st := *r.status.Load()
+	out := slices.Clone(st)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for i := range out {
+		if v := r.cache[variantID{out[i].Service, out[i].Key}]; v != nil && v.route != nil {
+			out[i].Matches = v.route.Matches()
+		}
+	}
+	return out
+}
+
+// watch reports the services discovery must follow. Caller holds mu.
+func (r *Registry) watch() {
+	if r.deps.Watch == nil {
+		return
+	}
+	services := slices.Clone(r.file.Services())
+	for _, s := range r.catalog {
+		if !slices.Contains(services, s) {
+			services = append(services, s)
+		}
+	}
+	slices.Sort(services)
+	r.deps.Watch(services)
+}
+
+// compose compiles new declarations, publishes the composed set and logs
+// what changed. Caller holds mu.
+func (r *Registry) compose() {
+	byID := map[variantID][]string{} // declaring instances
+	var ids []variantID
+	next := make(map[variantID]*variant, len(r.cache))
+	for svc, insts := range r.declared {
+		for _, in := range insts {
+			for _, d := range in.Declarations {
+				id := variantID{svc, d.Key}
+				if _, seen := byID[id]; !seen {
+					ids = append(ids, id)
+					v := r.cache[id]
+					if v == nil {
+						v = &variant{service: svc, name: d.Name, value: d.Value, key: d.Key}
+						v.route, v.err = rules.CompileSubscription(svc, d.Name, d.Value, d.Key, r.cfg.Streams)
+					}
+					next[id] = v
+				}
+				byID[id] = append(byID[id], in.ID)
+			}
+		}
+	}
+	slices.SortFunc(ids, func(a, b variantID) int {
+		va, vb := next[a], next[b]
+		return cmp.Or(cmp.Compare(va.service, vb.service), cmp.Compare(va.name, vb.name), cmp.Compare(va.key, vb.key))
+	})
+	var routes []*rules.Route
+	status := make([]Status, 0, len(ids))
+	active, invalid := 0, 0
+	for _, id := range ids {
+		v := next[id]
+		insts := byID[id]
+		slices.Sort(insts)
+		st := Status{Service: v.service, Name: v.name, Route: v.service + "/" + v.name, Instances: insts,
+			State: StateActive, Key: v.key, Declaration: v.value}
+		if v.err != nil {
+			st.State, st.Error = StateInvalid, v.err.Error()
+			invalid++
+		} else {
+			routes = append(routes, v.route)
+			active++
+		}
+		status = append(status, st)
+	}
+	r.logChanges(next)
+	r.cache = next
+	r.status.Store(&status)
+	r.deps.Publish(r.file.WithSubscriptions(routes))
+	if r.deps.Count != nil {
+		r.deps.Count(active, invalid)
+	}
+}
+
+// logChanges logs subscriptions that appeared, became invalid or went
+// away since the last composition: once per change, never per poll.
+func (r *Registry) logChanges(next map[variantID]*variant) {
+	for id, v := range next {
+		if r.cache[id] != nil {
+			continue
+		}
+		if v.err != nil {
+			r.cfg.Logger.Warn("subscription declaration rejected", "service", v.service, "route", v.service+"/"+v.name,
+				"key", v.key, "err", v.err)
+		} else {
+			r.cfg.Logger.Info("subscription active", "service", v.service, "route", v.service+"/"+v.name, "key", v.key)
+		}
+	}
+	for id, v := range r.cache {
+		if next[id] == nil {
+			r.cfg.Logger.Info("subscription removed", "service", v.service, "route", v.service+"/"+v.name, "key", v.key)
+		}
+	}
+}
+
+// sameDeclarations reports whether two snapshots' declaring instances are
+// the same (by ID and declarations; snapshots are sorted).
+func sameDeclarations(a, b []discovery.Instance) bool {
+	return slices.EqualFunc(a, b, func(x, y discovery.Instance) bool {
+		return x.ID == y.ID && x.Node == y.Node && slices.Equal(x.Declarations, y.Declarations)
+	})
+}
