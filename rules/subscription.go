@@ -78,8 +78,13 @@ func CompileSubscription(service, name, decl, key string, streams []string) (*Ro
 	add("name", str(routeName))
 	add("service", str(service))
 	hasMatch := false
+	seen := map[string]bool{}
 	for i := 0; i+1 < len(root.Content); i += 2 {
 		k, v := root.Content[i], root.Content[i+1]
+		if seen[k.Value] {
+			return fail("field %q repeated", k.Value)
+		}
+		seen[k.Value] = true
 		switch k.Value {
 		case "stream":
 			if v.Kind != yaml.ScalarNode || v.Tag != "!!str" || strings.TrimSpace(v.Value) == "" {

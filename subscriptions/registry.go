@@ -155,8 +155,8 @@ func (r *Registry) Update(service string, instances []discovery.Instance) {
 	r.compose()
 }
 
-// Status returns the subscriptions, sorted by service, name and key. The
-// slice is shared: do not modify it.
+// Status returns the subscriptions, sorted by service, name and key, with
+// their routes' match counts.
 func (r *Registry) Status() []Status {
 	st := *r.status.Load()
 	out := slices.Clone(st)
@@ -232,8 +232,10 @@ func (r *Registry) compose() {
 	}
 	r.logChanges(next)
 	r.cache = next
-	r.status.Store(&status)
+	// Publish before the status shows the change: once /rules lists a
+	// subscription, messages read from then on are matched against it.
 	r.deps.Publish(r.file.WithSubscriptions(routes))
+	r.status.Store(&status)
 	if r.deps.Count != nil {
 		r.deps.Count(active, invalid)
 	}
