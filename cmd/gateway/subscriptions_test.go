@@ -574,3 +574,33 @@ default:
 		t.Errorf("too few messages inside the windows (%d active, %d inactive): the test did not exercise the cycles", whileActive, whileInactive)
 	}
 }
+
+// TestSubscriptionsOff: with consul.subscriptions false, declarations are
+// ignored: /rules lists none, the gauge stays at 0, and a message only a
+// declaration would match is dead-lettered no_route.
+func TestSubscriptionsOff(t *testing.T) {
+	h := newHarness(t)
+	h.writeRules(subsRules)
+	orders := h.backend("orders", "orders-1")
+	audit := h.backend("audit", "audit-1")
+	if err := h.declare(audit, map[string]string{"gateway-sub-trail": trailDecl}); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("GATEWAY_CONSUL_SUBSCRIPTIONS", "false")
+	h.start([]string{"orders"}, "")
+	h.publish("orders", "type", "order.created", "payload", "{}")
+	h.publish("orders", "type", "order.shipped", "payload", "{}")
+	h.waitAcked(10*time.Second, "orders")
+	if orders.count() != 1 || audit.count() != 0 {
+		t.Errorf("orders received %d, audit %d; want 1 and 0", orders.count(), audit.count())
+	}
+	if d := h.dlq(); len(d) != 1 || d[0].Values["dlq_reason"] != "no_route" {
+		t.Errorf("dlq = %v, want the order.shipped message as no_route", d)
+	}
+	if st := h.subscriptions(); len(st) != 0 {
+		t.Errorf("/rules subscriptions = %+v, want none", st)
+	}
+	if a, i := h.metric(`gateway_subscriptions{state="active"}`), h.metric(`gateway_subscriptions{state="invalid"}`); a != "0" || i != "0" {
+		t.Errorf("gateway_subscriptions active=%q invalid=%q, want both exported at 0", a, i)
+	}
+}
