@@ -61,6 +61,7 @@ type Route struct {
 	// Subscription: declared by instances in Consul (CompileSubscription),
 	// not written in a rules file.
 	Subscription bool
+	settleKey    string // "" = Name
 
 	streamSet  map[string]struct{}
 	match      *program    // as written; nil: always true
@@ -70,6 +71,17 @@ type Route struct {
 	readsBody  bool // eval reads body
 	matches    atomic.Uint64
 	evalErrors atomic.Uint64
+}
+
+// SettleKey tells apart the routes one message matched, for remembering
+// which of them reached a final outcome: the name, and for a subscription
+// also its declaration key, since the variants of one subscription
+// (instances declaring one NAME with different values) share a name.
+func (r *Route) SettleKey() string {
+	if r.settleKey != "" {
+		return r.settleKey
+	}
+	return r.Name
 }
 
 // Matches reports how many messages this route has matched through Set.Match.

@@ -123,6 +123,7 @@ func CompileSubscription(service, name, decl, key string, streams []string) (*Ro
 	r.Continue = true
 	r.Tags = []string{key}
 	r.Subscription = true
+	r.settleKey = routeName + " " + key
 	return r, nil
 }
 

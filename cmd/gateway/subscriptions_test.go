@@ -604,3 +604,44 @@ func TestSubscriptionsOff(t *testing.T) {
 		t.Errorf("gateway_subscriptions active=%q invalid=%q, want both exported at 0", a, i)
 	}
 }
+
+// TestSubscriptionVariantsSettleApart: when two instances declare one NAME
+// with different values that both match a message, each variant is its
+// own route for redelivery: one delivered and the other failing
+// transiently, the redelivery still sends the failed one.
+func TestSubscriptionVariantsSettleApart(t *testing.T) {
+	h := newHarness(t)
+	h.writeRules(subsRules)
+	b := h.backend("audit", "audit-b")
+	c := h.backend("audit", "audit-c")
+	c.status.Store(503)
+	h.start([]string{"orders"}, "")
+	if err := h.declare(b, map[string]string{"gateway-sub-trail": `{"stream":"orders","match":"true","path":"/b"}`}); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.declare(c, map[string]string{"gateway-sub-trail": `{"stream":"orders","match":"true","path":"/c"}`}); err != nil {
+		t.Fatal(err)
+	}
+	h.waitFor("both variants active", 5*time.Second, func() error {
+		if r := h.activeRoutes(); len(r) != 2 {
+			return fmt.Errorf("active: %v", r)
+		}
+		return nil
+	})
+	id := h.publish("orders", "type", "order.shipped", "payload", "{}")
+	h.waitFor("c tried", 5*time.Second, func() error {
+		if c.count() == 0 || b.count() == 0 {
+			return fmt.Errorf("b %d, c %d", b.count(), c.count())
+		}
+		return nil
+	})
+	c.status.Store(200)
+	h.waitAcked(15*time.Second, "orders")
+	got := c.received()
+	if last := got[len(got)-1]; last.Header.Get("X-Message-Id") != id || len(got) < 2 {
+		t.Errorf("c received %d requests; the redelivery did not send its variant again", len(got))
+	}
+	if n := b.count(); n != 1 {
+		t.Errorf("b received %d, want 1 (its variant was settled)", n)
+	}
+}
