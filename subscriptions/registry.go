@@ -2,6 +2,7 @@ package subscriptions
 
 import (
 	"cmp"
+	"fmt"
 	"log/slog"
 	"slices"
 	"sync"
@@ -221,7 +222,12 @@ func (r *Registry) compose() {
 		slices.Sort(insts)
 		st := Status{Service: v.service, Name: v.name, Route: v.service + "/" + v.name, Instances: insts,
 			State: StateActive, Key: v.key, Declaration: v.value}
-		if v.err != nil {
+		if fr := r.fileRoute(st.Route); fr != nil && v.err == nil {
+			// Checked here, not cached: the file rules may change.
+			st.State, st.Error = StateInvalid, fmt.Sprintf("%v: route name %q is taken by the rules file route at %s:%d",
+				rules.ErrDeclaration, st.Route, fr.File, fr.Line)
+			invalid++
+		} else if v.err != nil {
 			st.State, st.Error = StateInvalid, v.err.Error()
 			invalid++
 		} else {
@@ -239,6 +245,16 @@ func (r *Registry) compose() {
 	if r.deps.Count != nil {
 		r.deps.Count(active, invalid)
 	}
+}
+
+// fileRoute returns the file route named name, or nil.
+func (r *Registry) fileRoute(name string) *rules.Route {
+	for _, fr := range r.file.Routes() {
+		if fr.Name == name {
+			return fr
+		}
+	}
+	return nil
 }
 
 // logChanges logs subscriptions that appeared, became invalid or went

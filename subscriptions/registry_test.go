@@ -175,3 +175,20 @@ func TestRegistryCatalogAndRules(t *testing.T) {
 		t.Errorf("subscriptions of a service gone from the catalog still active: %v", subNames(f.last()))
 	}
 }
+
+func TestRegistryNameTakenByFileRoute(t *testing.T) {
+	f := newFixture(t, nil)
+	file, err := rules.Compile([]rules.Source{{Name: "r.yaml", Data: []byte("routes:\n  - {name: audit/x, service: audit}\n")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.r.SetRules(file)
+	f.r.Update("audit", []discovery.Instance{inst("a", "x", `{"stream":"orders","match":"true"}`, "y", `{"stream":"orders","match":"true"}`)})
+	if got := subNames(f.last()); !slices.Equal(got, []string{"audit/y"}) {
+		t.Errorf("active = %v, want [audit/y]", got)
+	}
+	st := f.r.Status()
+	if st[0].State != StateInvalid || !strings.Contains(st[0].Error, `route name "audit/x" is taken by the rules file route at r.yaml:2`) {
+		t.Errorf("status = %+v", st[0])
+	}
+}

@@ -80,8 +80,17 @@ func newEvalErrorsCollector(h *router.RuleHolder) *evalErrorsCollector {
 func (c *evalErrorsCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
 
 func (c *evalErrorsCollector) Collect(ch chan<- prometheus.Metric) {
-	for _, r := range c.holder.Load().Routes() {
+	set := c.holder.Load()
+	for _, r := range set.Routes() {
 		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.CounterValue, float64(r.EvalErrors()), r.Name)
+	}
+	// Variants of one subscription share a name: one series per name.
+	subs := map[string]uint64{}
+	for _, r := range set.Subscriptions() {
+		subs[r.Name] += r.EvalErrors()
+	}
+	for name, n := range subs {
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.CounterValue, float64(n), name)
 	}
 }
 
