@@ -59,7 +59,8 @@ func newCatalog(cfg Config, client catalogClient, onChange func([]string)) *Cata
 	return &Catalog{cfg: cfg, client: client, onChange: onChange}
 }
 
-// Answered reports whether Consul has answered the catalog query once.
+// Answered reports whether Consul has answered the catalog query once and
+// onChange has returned for that answer.
 func (c *Catalog) Answered() bool { return c.answered.Load() }
 
 // Run queries until ctx is done, then returns nil. While Consul is
@@ -105,10 +106,11 @@ func (c *Catalog) Run(ctx context.Context) error {
 		}
 		index = nextIndex(index, meta.LastIndex)
 		names := slices.Sorted(maps.Keys(got))
-		c.answered.Store(true)
 		if !answered || !slices.Equal(names, last) {
 			answered, last = true, names
 			c.onChange(names)
 		}
+		// After onChange: whoever sees Answered sees its effects.
+		c.answered.Store(true)
 	}
 }

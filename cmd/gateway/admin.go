@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -18,7 +19,7 @@ import (
 )
 
 func adminSources(m *metrics.Metrics, ping func(context.Context) *redis.StatusCmd, holder *router.RuleHolder,
-	bal *balancer.Balancer, disc *discovery.Watcher, subs *subscriptions.Registry) health.Sources {
+	bal *balancer.Balancer, disc *discovery.Watcher, catalog *discovery.Catalog, subs *subscriptions.Registry) health.Sources {
 	return health.Sources{
 		Gatherer: m.Registry,
 		Checks: []health.Check{
@@ -36,7 +37,7 @@ func adminSources(m *metrics.Metrics, ping func(context.Context) *redis.StatusCm
 					}
 					return errors.New("consul has not answered yet")
 				}
-				return nil
+				return subscriptionsReady(catalog, disc)
 			}, Detail: func() any { return disc.Status() }},
 		},
 		Rules: func() any {
@@ -55,6 +56,25 @@ func adminSources(m *metrics.Metrics, ping func(context.Context) *redis.StatusCm
 			return holder.Load().Explain(msg), nil
 		},
 	}
+}
+
+// subscriptionsReady: with subscriptions on (catalog not nil), the gateway
+// is ready once it knows what is declared: the catalog answered and so did
+// every service's first instance query, so a message a subscription
+// matches is not dead-lettered no_route for arriving first.
+func subscriptionsReady(catalog *discovery.Catalog, disc *discovery.Watcher) error {
+	if catalog == nil {
+		return nil
+	}
+	if !catalog.Answered() {
+		return errors.New("consul catalog (subscriptions) has not answered yet")
+	}
+	for name, st := range disc.Status().Services {
+		if !st.Answered {
+			return fmt.Errorf("consul has not answered for service %s yet (subscriptions)", name)
+		}
+	}
+	return nil
 }
 
 // rulesStatus is GET /rules: the active rule set and the subscriptions

@@ -144,7 +144,7 @@ func serve(ctx context.Context, cfg *config.Config, set *rules.Set, log *slog.Lo
 		return err
 	}
 	admin, err := health.New(health.Config{Listen: cfg.Admin.Listen, Token: cfg.Admin.Token, Logger: log},
-		adminSources(m, rdb.Ping, holder, bal, disc, subs))
+		adminSources(m, rdb.Ping, holder, bal, disc, catalog, subs))
 	if err != nil {
 		return err
 	}

@@ -645,3 +645,27 @@ func TestSubscriptionVariantsSettleApart(t *testing.T) {
 		t.Errorf("b received %d, want 1 (its variant was settled)", n)
 	}
 }
+
+// TestSubscriptionKnownAtReadiness: declarations registered before the
+// gateway starts are in force once /readyz passes, so a message only a
+// subscription matches, published right then, is routed (not no_route).
+func TestSubscriptionKnownAtReadiness(t *testing.T) {
+	h := newHarness(t)
+	h.writeRules(subsRules)
+	audit := h.backend("audit", "audit-1")
+	if err := h.declare(audit, map[string]string{"gateway-sub-trail": trailDecl}); err != nil {
+		t.Fatal(err)
+	}
+	h.start([]string{"orders"}, "")
+	if r := h.activeRoutes(); !slices.Equal(r, []string{"audit/trail"}) {
+		t.Errorf("/rules right after /readyz passed lists %v, want [audit/trail]", r)
+	}
+	id := h.publish("orders", "type", "order.shipped", "payload", "{}")
+	h.waitAcked(10*time.Second, "orders")
+	if d := h.dlq(); len(d) != 0 {
+		t.Errorf("dlq = %v, want empty", d)
+	}
+	if got := audit.received(); len(got) != 1 || got[0].Header.Get("X-Message-Id") != id {
+		t.Errorf("audit received %d, want the message", len(got))
+	}
+}
