@@ -9,12 +9,13 @@ import (
 	"github.com/hashicorp/consul/api"
 )
 
-// Snapshot asks Consul once for the passing instances of every service
-// that may declare subscriptions (those DeclarationFilter lists), for
-// tools that inspect what is registered right now (gateway check and
-// explain with --consul). It returns instances by service, each list
-// sorted like a Watcher's snapshots.
-func Snapshot(ctx context.Context, cfg Config) (map[string][]Instance, error) {
+// Snapshot asks Consul once for the instances of every service that may
+// declare subscriptions (those DeclarationFilter lists), for tools that
+// inspect what is registered right now (gateway check and explain with
+// --consul): only those whose checks pass when passingOnly is set, else
+// all. It returns instances by service, each list sorted like a Watcher's
+// snapshots.
+func Snapshot(ctx context.Context, cfg Config, passingOnly bool) (map[string][]Instance, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
 		return nil, err
@@ -30,7 +31,7 @@ func Snapshot(ctx context.Context, cfg Config) (map[string][]Instance, error) {
 	}
 	out := make(map[string][]Instance, len(services))
 	for _, name := range slices.Sorted(maps.Keys(services)) {
-		entries, _, err := client.Health().Service(name, "", true, (&api.QueryOptions{}).WithContext(ctx))
+		entries, _, err := client.Health().Service(name, "", passingOnly, (&api.QueryOptions{}).WithContext(ctx))
 		if err != nil {
 			return nil, fmt.Errorf("discovery: instances of %s: %w", name, err)
 		}

@@ -67,7 +67,7 @@ svc payments-2 payments -latency 3ms -weight 2
 # audit has no route in configs/rules.yaml: it declares its subscription in
 # its own Consul registration (service meta gateway-sub-orders).
 svc audit-1 audit -latency 1ms \
-  -subscribe 'orders={"stream":"orders","match":"headers.type startsWith \"order.\"","path":"/audit"}'
+  -subscribe "orders={\"stream\":\"orders\",\"match\":\"headers.type startsWith 'order.'\",\"path\":\"/audit\"}"
 
 export GATEWAY_REDIS_ADDRS=127.0.0.1:$REDIS_PORT
 export GATEWAY_CONSUL_ADDRESS=127.0.0.1:$CONSUL_PORT

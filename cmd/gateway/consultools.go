@@ -16,15 +16,16 @@ import (
 // consulTimeout bounds the one-shot Consul queries of check and explain.
 const consulTimeout = 30 * time.Second
 
-// registered composes file with the subscriptions the passing instances
-// registered in the Consul agent at addr declare right now, as the gateway
-// would (streams is the allow-list; nil allows every stream). It returns
-// the composed set and every declaration's status.
-func registered(addr string, file *rules.Set, streams []string) (*rules.Set, []subscriptions.Status, error) {
+// registered composes file with the subscriptions the instances registered
+// in the Consul agent at addr declare right now, as the gateway would
+// (streams is the allow-list; nil allows every stream): those of passing
+// instances, or of all instances unless passingOnly. It returns the
+// composed set and every declaration's status.
+func registered(addr string, file *rules.Set, streams []string, passingOnly bool) (*rules.Set, []subscriptions.Status, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), consulTimeout)
 	defer cancel()
 	discard := slog.New(slog.DiscardHandler)
-	insts, err := discovery.Snapshot(ctx, discovery.Config{Address: addr, Logger: discard})
+	insts, err := discovery.Snapshot(ctx, discovery.Config{Address: addr, Logger: discard}, passingOnly)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -48,9 +49,11 @@ func emptyRules() *rules.Set {
 
 // checkConsul prints one line per invalid declaration registered in
 // Consul ("consul: SERVICE/NAME (instances ...): error") and a summary
-// line, and returns how many are invalid.
+// line, and returns how many are invalid. It checks every registered
+// instance, passing or not: a declaration is worth fixing before the
+// instance is up.
 func checkConsul(addr string, stdout, stderr io.Writer) (int, error) {
-	_, status, err := registered(addr, emptyRules(), nil)
+	_, status, err := registered(addr, emptyRules(), nil, false)
 	if err != nil {
 		return 0, err
 	}

@@ -70,14 +70,23 @@ func TestCheckAndExplainWithConsul(t *testing.T) {
 		"gateway-sub-bad": `{"stream":"orders","match":"body.total >"}`,
 		"gateway-sub-ok":  `{"stream":"orders","match":"true"}`,
 	})
+	// An instance not passing its checks yet is checked too.
+	err = capi.Agent().ServiceRegister(&consul.AgentServiceRegistration{
+		ID: "pay-1", Name: "payments", Port: 1004, Meta: map[string]string{"gateway-sub-x": `{"stream":"orders","match":"true","retries":1}`},
+		Check: &consul.AgentServiceCheck{TTL: "30s", Status: consul.HealthCritical},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 	out.Reset()
 	errb.Reset()
 	if code := run([]string{"check", "--consul", c.Addr, rulesPath}, &out, &errb); code != 1 {
 		t.Errorf("check --consul with an invalid declaration: exit %d, want 1", code)
 	}
-	if got := out.String(); !strings.HasPrefix(got, "consul: billing/bad (instances billing-1): invalid subscription declaration: match: ") ||
-		strings.Count(got, "\n") != 1 {
-		t.Errorf("check output = %q, want one line for billing/bad", got)
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if len(lines) != 2 || !strings.HasPrefix(lines[0], "consul: billing/bad (instances billing-1): invalid subscription declaration: match: ") ||
+		lines[1] != `consul: payments/x (instances pay-1): invalid subscription declaration: unknown field "retries" (allowed: stream, match, method, path, path_expr, timeout, order_key)` {
+		t.Errorf("check output = %q, want one line for billing/bad and one for payments/x", out.String())
 	}
 }
 

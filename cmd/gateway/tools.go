@@ -116,7 +116,7 @@ func cmdExplain(args []string, stdout, stderr io.Writer) error {
 	}
 	if *consulAddr != "" {
 		var err error
-		if set, _, err = registered(*consulAddr, set, nil); err != nil {
+		if set, _, err = registered(*consulAddr, set, nil, true); err != nil {
 			return err
 		}
 	}
