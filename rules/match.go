@@ -53,7 +53,7 @@ func (s *Set) match(m *Message, dst []Match, count bool) []Match {
 		}
 		dst = append(dst, Match{Route: s.defRoute, Path: s.defRoute.Path})
 	}
-	if s.subIdx != nil {
+	if len(s.subs) > 0 {
 		dst = s.matchSubscriptions(st, m, dst, count)
 	}
 	return dst

@@ -133,7 +133,7 @@ type Set struct {
 	// each independently. base is the file-only set they were added to.
 	base   *Set
 	subs   []*Route
-	subIdx map[string][]*Route // subs by their one stream
+	subIdx index // over subs; nil buckets when there are none
 }
 
 // Version is the hex SHA-256 of the sources (each file's name and contents,

@@ -181,12 +181,9 @@ func (s *Set) WithSubscriptions(subs []*Route) *Set {
 	if len(subs) == 0 {
 		return n
 	}
-	n.subIdx = make(map[string][]*Route)
+	n.subIdx = indexRoutes(subs, false)
 	services := slices.Clone(s.services)
 	for _, r := range subs {
-		for _, st := range r.Streams {
-			n.subIdx[st] = append(n.subIdx[st], r)
-		}
 		if r.match != nil {
 			n.uses |= r.match.uses
 		}
@@ -211,10 +208,19 @@ func (s *Set) WithSubscriptions(subs []*Route) *Set {
 // (nil for a set loaded from files). The slice must not be modified.
 func (s *Set) Subscriptions() []*Route { return s.subs }
 
-// matchSubscriptions appends the subscriptions m matches.
+// matchSubscriptions appends the subscriptions m matches, narrowed by
+// their own index (filed by stream and equality conjuncts like the file
+// routes, but each evaluated whole).
 func (s *Set) matchSubscriptions(st *evalState, m *Message, dst []Match, count bool) []Match {
-	for _, r := range s.subIdx[m.Stream] {
-		if !st.eval(r, count) {
+	st.lists, st.pos = st.lists[:0], st.pos[:0]
+	s.subIdx.start(st)
+	for {
+		i, ok := st.next()
+		if !ok {
+			break
+		}
+		r := s.subs[i]
+		if !r.acceptsStream(m.Stream) || !st.eval(r, count) {
 			continue
 		}
 		if count {

@@ -2,6 +2,7 @@ package rules
 
 import (
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -126,4 +127,91 @@ func routeNames(ms []Match) []string {
 		out = append(out, m.Route.Name)
 	}
 	return out
+}
+
+// BenchmarkMatchWithSubscriptions: 100 file routes plus n subscriptions on
+// the messages' streams (each evaluated for every message of its stream).
+func BenchmarkMatchWithSubscriptions(b *testing.B) {
+	for _, n := range []int{0, 10, 50} {
+		b.Run(fmt.Sprintf("subscriptions=%d", n), func(b *testing.B) {
+			file := compileString(b, benchRules(100))
+			msgs := benchMessages(100)
+			var subs []*Route
+			for i := 0; i < n; i++ {
+				decl := fmt.Sprintf(`{"stream":%q,"match":"headers.type == 'type-%d' && body.total > %d"}`, msgs[i%len(msgs)].Stream, i, 1000+i)
+				r, err := CompileSubscription(fmt.Sprintf("svc-%d", i), "sub", decl, "k", nil)
+				if err != nil {
+					b.Fatal(err)
+				}
+				subs = append(subs, r)
+			}
+			s := file.WithSubscriptions(subs)
+			dst := make([]Match, 0, 8)
+			b.ReportAllocs()
+			for i := 0; b.Loop(); i++ {
+				dst = s.Match(msgs[i%len(msgs)], dst[:0])
+			}
+		})
+	}
+}
+
+// FuzzCompileSubscription: any declaration value compiles or is rejected
+// with ErrDeclaration, never panics, and a compiled one can be matched.
+func FuzzCompileSubscription(f *testing.F) {
+	for _, s := range []string{
+		`{"stream":"orders","match":"true"}`, `{"stream":"orders","match":"body.a > 1","path_expr":"'/' + id"}`,
+		`{"stream":"orders"}`, `[]`, `null`, `"x"`, `{"stream":1}`, `{"stream":"o","match":"true","timeout":"1s","method":"put"}`,
+		`{"stream":"o","match":"true","stream":"p"}`, `{`, `{"stream":"o","match":{"a":1}}`,
+	} {
+		f.Add(s)
+	}
+	file := compileString(f, "routes: []\n")
+	m := NewMessage("orders", "1-0", map[string]string{"type": "x", "payload": `{"a": 2}`}, 1)
+	f.Fuzz(func(t *testing.T, decl string) {
+		r, err := CompileSubscription("svc", "name", decl, "k", nil)
+		if err != nil {
+			if r != nil || !errors.Is(err, ErrDeclaration) {
+				t.Fatalf("CompileSubscription(%q) = %v, %v", decl, r, err)
+			}
+			return
+		}
+		file.WithSubscriptions([]*Route{r}).Match(m, nil)
+	})
+}
+
+// TestSubscriptionIndexMatchesLinearScan: subscriptions narrowed by their
+// index match exactly what evaluating every one of them would.
+func TestSubscriptionIndexMatchesLinearScan(t *testing.T) {
+	file := compileString(t, "routes:\n  - {name: all, service: s, continue: true}\n")
+	exprs := []string{
+		"headers.type == 'a'", "headers.type in ['a', 'b']", "body.kind == 'x' && body.n > 1",
+		"true", "headers.type == 'b' || body.n > 5", "stream == 'o1' && headers.type == 'c'", "body.n > 3",
+	}
+	var subs []*Route
+	for i, e := range exprs {
+		for j, stream := range []string{"o1", "o2"} {
+			r, err := CompileSubscription(fmt.Sprintf("svc%d", i), fmt.Sprintf("s%d", j),
+				fmt.Sprintf(`{"stream":%q,"match":%q}`, stream, e), "k", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			subs = append(subs, r)
+		}
+	}
+	set := file.WithSubscriptions(subs)
+	linear := &Set{routes: append([]*Route{file.Routes()[0]}, subs...)}
+	for _, stream := range []string{"o1", "o2", "o3"} {
+		for _, typ := range []string{"a", "b", "c", ""} {
+			for _, payload := range []string{`{"kind":"x","n":2}`, `{"kind":"y","n":9}`, `{"n":"s"}`, `not json`} {
+				m := NewMessage(stream, "1-0", map[string]string{"type": typ, "payload": payload}, 1)
+				got := routeNames(set.Match(m, nil))
+				want := routeNames(linearMatch(linear, m))
+				slices.Sort(got)
+				slices.Sort(want)
+				if !slices.Equal(got, want) {
+					t.Errorf("Match(%s type=%q %s) = %v, linear scan %v", stream, typ, payload, got, want)
+				}
+			}
+		}
+	}
 }

@@ -109,28 +109,38 @@ func (r *Registry) SetRules(set *rules.Set) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.file = set
+	r.forgetUnwatched()
 	r.watch()
 	r.compose()
 }
 
-// SetCatalog records the services in Consul's catalog. Services that left
-// it have no instances, so their declarations are dropped here, whether or
-// not discovery reported them empty before it stopped watching them.
+// SetCatalog records the services in Consul's catalog that have meta.
 func (r *Registry) SetCatalog(services []string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.catalog = slices.Clone(services)
-	changed := false
-	for svc := range r.declared {
-		if _, found := slices.BinarySearch(r.catalog, svc); !found {
-			delete(r.declared, svc)
-			changed = true
-		}
-	}
+	changed := r.forgetUnwatched()
 	r.watch()
 	if changed {
 		r.compose()
 	}
+}
+
+// forgetUnwatched drops the declarations of services discovery stops
+// watching (in neither the catalog nor the file rules): it will not report
+// them again, and they have no instance with meta. A service still
+// watched keeps what its last snapshot said; only discovery updates it.
+// Caller holds mu.
+func (r *Registry) forgetUnwatched() bool {
+	changed := false
+	for svc := range r.declared {
+		_, listed := slices.BinarySearch(r.catalog, svc)
+		if !listed && !slices.Contains(r.file.Services(), svc) {
+			delete(r.declared, svc)
+			changed = true
+		}
+	}
+	return changed
 }
 
 // Update records a service's healthy instances (a discovery snapshot) and

@@ -174,6 +174,19 @@ func TestRegistryCatalogAndRules(t *testing.T) {
 	if len(f.last().Subscriptions()) != 0 {
 		t.Errorf("subscriptions of a service gone from the catalog still active: %v", subNames(f.last()))
 	}
+	// A service the rules name stays watched when it leaves the catalog:
+	// discovery keeps reporting it, so a stale catalog answer must not
+	// drop what its instances declare.
+	f.r.Update("payments", []discovery.Instance{inst("p", "x", `{"stream":"orders","match":"true"}`)})
+	f.r.SetCatalog(nil)
+	if got := subNames(f.last()); !slices.Equal(got, []string{"payments/x"}) {
+		t.Errorf("after the catalog stopped listing a rules service: active %v, want [payments/x]", got)
+	}
+	// Once the rules stop naming it too, it is no longer watched.
+	f.r.SetRules(emptySet(t))
+	if len(f.last().Subscriptions()) != 0 {
+		t.Errorf("subscriptions of an unwatched service still active: %v", subNames(f.last()))
+	}
 }
 
 func TestRegistryNameTakenByFileRoute(t *testing.T) {
@@ -191,4 +204,13 @@ func TestRegistryNameTakenByFileRoute(t *testing.T) {
 	if st[0].State != StateInvalid || !strings.Contains(st[0].Error, `route name "audit/x" is taken by the rules file route at r.yaml:2`) {
 		t.Errorf("status = %+v", st[0])
 	}
+}
+
+func emptySet(t *testing.T) *rules.Set {
+	t.Helper()
+	s, err := rules.Compile([]rules.Source{{Name: "e.yaml", Data: []byte("routes: []\n")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
 }
