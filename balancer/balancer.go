@@ -109,6 +109,20 @@ func (b *Balancer) serviceFor(name string) *service {
 	return s
 }
 
+// Instances reports how many instances service has in its pool now
+// (healthy in Consul; ejected ones included), 0 for a service never
+// updated. Safe for concurrent use; it does not allocate.
+func (b *Balancer) Instances(service string) int {
+	s := b.lookup(service)
+	if s == nil {
+		return 0
+	}
+	if p := s.pool.Load(); p != nil {
+		return len(p.all.eps)
+	}
+	return 0
+}
+
 // Update replaces service's instances with a new snapshot (as published by
 // discovery; instances is not modified or retained beyond copies of its
 // elements). Endpoints of instances already known keep their statistics;

@@ -31,6 +31,7 @@ type harness struct {
 	dumpLatency bool     // write per-message latencies (-dump-latency)
 	floorBin    string   // empty: this executable
 	waitIdle    float64  // before each run, wait (≤1 min) for this idle fraction
+	gwConfig    string   // gateway config mode (configWindow, configDefault, configTuned)
 }
 
 // fleetFor returns a running fleet matching spec, starting it on first use.

@@ -53,6 +53,8 @@ type options struct {
 	dumpLatency bool
 	waitIdle    float64
 	repeat      int
+	ruleset     string
+	gwConfig    string
 }
 
 // envList is a repeatable KEY=VALUE flag.
@@ -99,7 +101,9 @@ func main() {
 	flag.StringVar(&o.ruleCounts, "rule-counts", "10,1000,10000", "route counts for the rules scenario")
 	flag.DurationVar(&o.reloadEvery, "reload-every", 200*time.Millisecond, "rules rewrite period in the reload scenario")
 	flag.IntVar(&o.batch, "batch", 256, "consumer.batch (XREADGROUP COUNT) for gateway and floor")
-	flag.IntVar(&o.inflight, "inflight", 512, "consumer.max_inflight for gateway and floor")
+	flag.IntVar(&o.inflight, "inflight", 128, "in-flight window: consumer.max_inflight for the gateway, concurrent POSTs for the floor")
+	flag.StringVar(&o.ruleset, "ruleset", "realistic", "rules of throughput and latency: realistic (body fields, ranges, ||, in; match is 97th of 100) | simple (one attribute equality per route)")
+	flag.StringVar(&o.gwConfig, "gateway-config", configWindow, "what the gateway's config sets: window (max_inflight and batch = -inflight, -batch) | default (nothing: the gateway's defaults) | tuned (window plus service_concurrency = -inflight)")
 	flag.DurationVar(&o.timeout, "timeout", 2*time.Minute, "deadline of each run")
 	flag.DurationVar(&o.tick, "tick", 500*time.Microsecond, "open-loop producer wakes at most once per tick (0: per message)")
 	flag.Var(&o.gatewayEnv, "gateway-env", "extra gateway setting as GATEWAY_<SECTION>_<KEY>=VALUE, or GOGC/GOMEMLIMIT/GOMAXPROCS/GODEBUG (repeatable)")
@@ -149,6 +153,15 @@ func run(ctx context.Context, o options) error {
 	h.perf = o.perf
 	h.dumpLatency = o.dumpLatency
 	h.waitIdle = o.waitIdle
+	switch o.gwConfig {
+	case configWindow, configDefault, configTuned:
+		h.gwConfig = o.gwConfig
+	default:
+		return fmt.Errorf("-gateway-config: want window, default or tuned, got %q", o.gwConfig)
+	}
+	if o.ruleset != "realistic" && o.ruleset != "simple" {
+		return fmt.Errorf("-ruleset: want realistic or simple, got %q", o.ruleset)
+	}
 	if o.perf {
 		if h.floorBin, err = buildSelf(ctx, root, tmp); err != nil {
 			return err

@@ -18,6 +18,9 @@ type producer struct {
 	stream string
 	total  int
 	routes int // route keys cycle r0..r(routes-1)
+	// realistic: ~300-byte JSON orders for the realistic rule set instead
+	// of small bodies with a route key attribute.
+	realistic bool
 	// rate > 0: open loop, message i is due at start + i/rate and stamped
 	// with that time, however late it actually goes out, so a slow
 	// consumer cannot hide latency (no coordinated omission).
@@ -87,6 +90,11 @@ func (p *producer) send(ctx context.Context, first, n int, stamp func(i int) int
 	pipe := p.rdb.Pipeline()
 	buf := make([]byte, 0, 128)
 	for i := first; i < first+n; i++ {
+		if p.realistic {
+			buf = realisticPayload(buf, int64(i), stamp(i))
+			pipe.XAdd(ctx, &redis.XAddArgs{Stream: p.stream, Values: []string{"payload", string(buf), "source", "bench"}})
+			continue
+		}
 		route := i % max(p.routes, 1)
 		buf = payload(buf, int64(i), stamp(i), route)
 		pipe.XAdd(ctx, &redis.XAddArgs{

@@ -5,12 +5,15 @@ import "time"
 // runSpec is one measured run: one consumer (gateway or floor) draining
 // Messages produced closed-loop (Rate 0) or open-loop at Rate per second.
 type runSpec struct {
-	Name      string // label in reports: "floor", "gateway", "gateway/peak_ewma"
-	Target    string // "gateway" or "floor"
-	Fleet     *fleet
-	Messages  int
-	Rate      float64
-	Routes    int
+	Name     string // label in reports: "floor", "gateway", "gateway/peak_ewma"
+	Target   string // "gateway" or "floor"
+	Fleet    *fleet
+	Messages int
+	Rate     float64
+	Routes   int
+	// Realistic selects the realistic rule set and payloads (realistic.go)
+	// instead of one attribute-equality route per route key.
+	Realistic bool
 	Algorithm string
 	// ReloadEvery > 0 rewrites the rules file at that period during the run.
 	ReloadEvery time.Duration

@@ -27,6 +27,14 @@ func rulesYAML(n int, service string, generation int) []byte {
 	return []byte(b.String())
 }
 
+// rules renders the run's rules file, generation gen.
+func (s runSpec) rules(service string, gen int) []byte {
+	if s.Realistic {
+		return realisticRulesYAML(s.Routes, service, gen)
+	}
+	return rulesYAML(s.Routes, service, gen)
+}
+
 // writeAtomic replaces path with data the way editors do: write a temp
 // file beside it, then rename over it, so readers never see half a file.
 func writeAtomic(path string, data []byte) error {
@@ -62,17 +70,37 @@ type gatewayConfig struct {
 	RulesPath   string
 	AdminListen string
 	Algorithm   string // empty: the gateway's default
+	Mode        string // configWindow (""), configDefault or configTuned
 }
 
-// configYAML renders the gateway config file (keys per CONTRACT.md). The
-// per-service concurrency cap is set to max_inflight: every bench route
-// targets one service, and the floor has no such cap, so a lower one
-// (the default is 64) would measure the cap rather than the pipeline.
+// Gateway config modes (-gateway-config): what a run sets beyond the
+// addresses, the stream, the rules and the admin listener.
+const (
+	// configWindow (the default) sets consumer.max_inflight and
+	// consumer.batch to the floor's -inflight and -batch: the same window
+	// for both, every other setting at the gateway's default.
+	configWindow = "window"
+	// configDefault sets nothing else: the gateway as a user who keeps
+	// the defaults runs it.
+	configDefault = "default"
+	// configTuned also sets consumer.service_concurrency to -inflight, so
+	// no per-service cap binds below the window.
+	configTuned = "tuned"
+)
+
+// configYAML renders the gateway config file (keys per CONTRACT.md) for
+// c.Mode (see the config modes).
 func configYAML(c gatewayConfig) []byte {
 	var b strings.Builder
 	fmt.Fprintf(&b, "redis:\n  addrs: [%q]\n", c.RedisAddr)
-	fmt.Fprintf(&b, "consumer:\n  streams: [%q]\n  group: %q\n  name: %q\n  batch: %d\n  max_inflight: %d\n  service_concurrency: %d\n  claim_idle: 30s\n  max_deliveries: 5\n  dlq_stream: %q\n",
-		c.Stream, c.Group, c.Consumer, c.Batch, c.MaxInflight, c.MaxInflight, c.DLQStream)
+	fmt.Fprintf(&b, "consumer:\n  streams: [%q]\n  group: %q\n  name: %q\n  dlq_stream: %q\n", c.Stream, c.Group, c.Consumer, c.DLQStream)
+	switch c.Mode {
+	case configDefault:
+	case configTuned:
+		fmt.Fprintf(&b, "  batch: %d\n  max_inflight: %d\n  service_concurrency: %d\n", c.Batch, c.MaxInflight, c.MaxInflight)
+	default:
+		fmt.Fprintf(&b, "  batch: %d\n  max_inflight: %d\n", c.Batch, c.MaxInflight)
+	}
 	fmt.Fprintf(&b, "consul:\n  address: %q\n", c.ConsulAddr)
 	fmt.Fprintf(&b, "rules:\n  path: %q\n", c.RulesPath)
 	fmt.Fprintf(&b, "admin:\n  listen: %q\n", c.AdminListen)
@@ -93,7 +121,7 @@ func reloadLoop(ctx context.Context, path string, spec runSpec, count *int) erro
 			return nil
 		case <-t.C:
 		}
-		if err := writeAtomic(path, rulesYAML(spec.Routes, spec.Fleet.spec.Service, gen)); err != nil {
+		if err := writeAtomic(path, spec.rules(spec.Fleet.spec.Service, gen)); err != nil {
 			return err
 		}
 		*count = gen

@@ -63,7 +63,7 @@ func (h *harness) run(ctx context.Context, spec runSpec) (result, error) {
 			return result{}, err
 		}
 	}
-	prod := &producer{rdb: h.rdb, stream: stream, total: spec.Messages, routes: max(spec.Routes, 1), rate: spec.Rate, batch: 256, tick: h.tick}
+	prod := &producer{rdb: h.rdb, stream: stream, total: spec.Messages, routes: max(spec.Routes, 1), realistic: spec.Realistic, rate: spec.Rate, batch: 256, tick: h.tick}
 	runCtx, cancel := context.WithTimeout(ctx, spec.Timeout)
 	defer cancel()
 	g, gctx := errgroup.WithContext(runCtx)
@@ -119,7 +119,7 @@ func (h *harness) startTarget(ctx context.Context, spec runSpec, dir, stream, dl
 		if h.gatewayBin == "" {
 			return target{}, errors.New("gateway binary not built")
 		}
-		if err := writeAtomic(rulesPath, rulesYAML(spec.Routes, f.spec.Service, 0)); err != nil {
+		if err := writeAtomic(rulesPath, spec.rules(f.spec.Service, 0)); err != nil {
 			return target{}, err
 		}
 		port, err := freePort()
@@ -130,7 +130,7 @@ func (h *harness) startTarget(ctx context.Context, spec runSpec, dir, stream, dl
 		t.p, err = startGateway(ctx, h.gatewayBin, dir, h.gatewayEnv, gatewayConfig{
 			RedisAddr: h.env.RedisAddr, Stream: stream, Group: spec.Target, Consumer: "bench-1",
 			Batch: h.batch, MaxInflight: h.inflight, DLQStream: dlq, ConsulAddr: h.env.ConsulAddr,
-			RulesPath: rulesPath, AdminListen: t.admin, Algorithm: spec.Algorithm,
+			RulesPath: rulesPath, AdminListen: t.admin, Algorithm: spec.Algorithm, Mode: h.gwConfig,
 		})
 		if err != nil {
 			return target{}, err

@@ -83,7 +83,7 @@ func throughputScenario(ctx context.Context, h *harness, o options) ([]result, e
 	if h.gatewayBin == "" {
 		return []result{fl}, errNoGateway
 	}
-	gw, err := h.run(ctx, runSpec{Name: fmt.Sprintf("gateway/%d-routes", o.routes), Target: "gateway", Fleet: f, Messages: n, Routes: o.routes, Timeout: o.timeout})
+	gw, err := h.run(ctx, runSpec{Name: fmt.Sprintf("gateway/%d-%s-routes", o.routes, o.ruleset), Target: "gateway", Fleet: f, Messages: n, Routes: o.routes, Realistic: o.ruleset == "realistic", Timeout: o.timeout})
 	return collectOK([]result{fl}, gw, err)
 }
 
@@ -112,7 +112,7 @@ func latencyScenario(ctx context.Context, h *harness, o options) ([]result, erro
 	if h.gatewayBin == "" {
 		return out, errNoGateway
 	}
-	gw, err := h.run(ctx, runSpec{Name: "gateway@half", Target: "gateway", Fleet: f, Rate: rate, Messages: n, Routes: o.routes, Timeout: o.timeout})
+	gw, err := h.run(ctx, runSpec{Name: "gateway@half", Target: "gateway", Fleet: f, Rate: rate, Messages: n, Routes: o.routes, Realistic: o.ruleset == "realistic", Timeout: o.timeout})
 	return collectOK(out, gw, err)
 }
 

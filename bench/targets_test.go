@@ -37,7 +37,7 @@ func TestRulesAndConfigYAML(t *testing.T) {
 		}
 	}
 	c := string(configYAML(gatewayConfig{RedisAddr: "127.0.0.1:1", Stream: "s", Algorithm: "round_robin", Batch: 7, MaxInflight: 9}))
-	for _, want := range []string{"addrs: [\"127.0.0.1:1\"]", "streams: [\"s\"]", "batch: 7", "max_inflight: 9", "service_concurrency: 9", "algorithm: round_robin", "max_deliveries: 5"} {
+	for _, want := range []string{"addrs: [\"127.0.0.1:1\"]", "streams: [\"s\"]", "batch: 7", "max_inflight: 9", "algorithm: round_robin"} {
 		if !contains(c, want) {
 			t.Errorf("configYAML lacks %q:\n%s", want, c)
 		}

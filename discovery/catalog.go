@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 
 	"github.com/hashicorp/consul/api"
+
+	"github.com/msgroute/gateway/internal/backoff"
 )
 
 // catalogClient is the part of Consul's API the catalog watch uses;
@@ -74,7 +76,7 @@ func (c *Catalog) Run(ctx context.Context) error {
 		answered bool
 	)
 	for {
-		if answered && !sleep(ctx, c.cfg.MinInterval) {
+		if answered && !backoff.Sleep(ctx, c.cfg.MinInterval) {
 			return nil
 		}
 		qctx, cancel := context.WithTimeout(ctx, c.cfg.WaitTime+c.cfg.WaitTime/16+requestSlack)
@@ -95,7 +97,7 @@ func (c *Catalog) Run(ctx context.Context) error {
 				level = slog.LevelWarn
 			}
 			c.cfg.Logger.Log(ctx, level, "consul catalog query failed", "failures", failures, "error", err)
-			if !sleep(ctx, backoff(failures, c.cfg.BackoffMin, c.cfg.BackoffMax)) {
+			if !backoff.Sleep(ctx, backoff.Delay(failures, c.cfg.BackoffMin, c.cfg.BackoffMax)) {
 				return nil
 			}
 			continue

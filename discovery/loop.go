@@ -3,10 +3,11 @@ package discovery
 import (
 	"context"
 	"log/slog"
-	"math/rand/v2"
 	"time"
 
 	"github.com/hashicorp/consul/api"
+
+	"github.com/msgroute/gateway/internal/backoff"
 )
 
 // loop runs one service's blocking queries until ctx is done.
@@ -18,7 +19,7 @@ func (w *Watcher) loop(ctx context.Context, wt *watch) {
 	)
 	for {
 		if !last.IsZero() {
-			if !sleep(ctx, w.cfg.MinInterval-time.Since(last)) {
+			if !backoff.Sleep(ctx, w.cfg.MinInterval-time.Since(last)) {
 				return
 			}
 		}
@@ -44,7 +45,7 @@ func (w *Watcher) loop(ctx context.Context, wt *watch) {
 			}
 			failures++
 			w.failed(wt, err, failures)
-			if !sleep(ctx, backoff(failures, w.cfg.BackoffMin, w.cfg.BackoffMax)) {
+			if !backoff.Sleep(ctx, backoff.Delay(failures, w.cfg.BackoffMin, w.cfg.BackoffMax)) {
 				return
 			}
 			continue
@@ -78,34 +79,6 @@ func nextIndex(prev, got uint64) uint64 {
 		got = 0
 	}
 	return max(got, 1)
-}
-
-// backoff is the wait after the n-th consecutive failure: min * 2^(n-1)
-// capped at max, then jittered to between half and all of it so that
-// gateways do not retry in lockstep.
-func backoff(n int, lo, hi time.Duration) time.Duration {
-	d := lo
-	for i := 1; i < n && d < hi; i++ {
-		d *= 2
-	}
-	d = min(d, hi)
-	half := d / 2
-	return half + rand.N(d-half+1)
-}
-
-// sleep waits d or until ctx is done; false means ctx is done.
-func sleep(ctx context.Context, d time.Duration) bool {
-	if d <= 0 {
-		return ctx.Err() == nil
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
 }
 
 // failed records a failed query. The snapshot is left alone: Consul being

@@ -120,34 +120,6 @@ func TestNextIndex(t *testing.T) {
 	}
 }
 
-func TestBackoffBoundsAndGrowth(t *testing.T) {
-	lo, hi := 100*time.Millisecond, 2*time.Second
-	tests := []struct {
-		n           int
-		wantNominal time.Duration
-	}{
-		{1, 100 * time.Millisecond},
-		{2, 200 * time.Millisecond},
-		{4, 800 * time.Millisecond},
-		{5, 1600 * time.Millisecond},
-		{6, 2 * time.Second},
-		{60, 2 * time.Second},
-	}
-	for _, tt := range tests {
-		seen := map[time.Duration]bool{}
-		for range 200 {
-			d := backoff(tt.n, lo, hi)
-			if d < tt.wantNominal/2 || d > tt.wantNominal {
-				t.Fatalf("backoff(%d) = %v, want in [%v, %v]", tt.n, d, tt.wantNominal/2, tt.wantNominal)
-			}
-			seen[d] = true
-		}
-		if len(seen) < 10 {
-			t.Errorf("backoff(%d) took only %d distinct values in 200 draws: not jittered", tt.n, len(seen))
-		}
-	}
-}
-
 func TestParseWeight(t *testing.T) {
 	tests := []struct {
 		name   string

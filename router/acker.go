@@ -5,6 +5,8 @@ import (
 	"log/slog"
 	"sync"
 	"time"
+
+	"github.com/msgroute/gateway/internal/backoff"
 )
 
 // acker batches XACKs: entries settled at about the same time are
@@ -76,7 +78,7 @@ func (a *acker) run(ctx context.Context) {
 }
 
 func (a *acker) flush(ctx context.Context, batch map[string][]string) {
-	b := newBackoff(50*time.Millisecond, 2*time.Second)
+	b := &backoff.Backoff{Min: 50 * time.Millisecond, Max: 2 * time.Second}
 	for attempt := 0; ; attempt++ {
 		err := a.settler.AckMany(ctx, batch)
 		if err == nil {
@@ -91,7 +93,7 @@ func (a *acker) flush(ctx context.Context, batch map[string][]string) {
 		}
 		// Give up after ~30s: the entries stay pending and are redelivered
 		// (at-least-once), which beats blocking the pipeline forever.
-		if attempt >= 20 || !b.wait(ctx) {
+		if attempt >= 20 || !b.Wait(ctx) {
 			a.log.Error("ack abandoned; entries will be redelivered", "entries", len(batch), "err", err)
 			return
 		}

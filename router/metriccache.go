@@ -6,6 +6,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/msgroute/gateway/internal/metrics"
+	"github.com/msgroute/gateway/rules"
 )
 
 // metricCache keeps the label children the per-message path updates, so a
@@ -76,5 +77,22 @@ func (s *serviceMetrics) dispatched(o outcome) prometheus.Counter {
 		return s.permanent
 	default:
 		return s.transient
+	}
+}
+
+// PrimeMetrics exports at 0 the series whose label values set makes known
+// in advance: matches of each route, and per service it names the
+// dispatch outcomes and retries, so rate() and alerts see them before the
+// first event. Call it with each rule set made active; series of services
+// no longer named stay (a counter is never deleted). Safe for concurrent
+// use.
+func (r *Router) PrimeMetrics(set *rules.Set) {
+	for _, rt := range set.Routes() {
+		r.mc.routeMatches(rt.Name)
+	}
+	for _, svc := range set.Services() {
+		r.mc.service(svc)
+		r.deps.Metrics.Dispatch.WithLabelValues(svc, "no_instance")
+		r.deps.Metrics.Retries.WithLabelValues(svc)
 	}
 }

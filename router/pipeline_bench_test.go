@@ -15,9 +15,7 @@ import (
 
 	"github.com/msgroute/gateway/balancer"
 	"github.com/msgroute/gateway/discovery"
-	"github.com/msgroute/gateway/internal/dispatch"
 	"github.com/msgroute/gateway/internal/metrics"
-	"github.com/msgroute/gateway/internal/streams"
 	"github.com/msgroute/gateway/rules"
 )
 
@@ -49,17 +47,17 @@ func (benchPublisher) Add(context.Context, string, int64, []string) (string, err
 type benchSource struct{}
 
 func (benchSource) EnsureGroup(context.Context, string) error { return nil }
-func (benchSource) Read(context.Context, string, string, int, time.Duration) ([]streams.Entry, error) {
+func (benchSource) Read(context.Context, string, string, int, time.Duration) ([]Entry, error) {
 	return nil, nil
 }
-func (benchSource) Claim(context.Context, string, string, time.Duration, int) ([]streams.Entry, string, error) {
+func (benchSource) Claim(context.Context, string, string, time.Duration, int) ([]Entry, string, error) {
 	return nil, "0-0", nil
 }
 
 type okSender struct{}
 
-func (okSender) Do(*dispatch.Request) (dispatch.Result, error) {
-	return dispatch.Result{Status: 200}, nil
+func (okSender) Do(*Request) (Result, error) {
+	return Result{Status: 200}, nil
 }
 
 // benchRouter builds a router over the bench scenario's shape: routes
@@ -92,7 +90,7 @@ func benchRouter(b testing.TB, routes int) (*Router, *benchSettler) {
 	bal.Update("svc", insts)
 	st := &benchSettler{}
 	r, err := New(Config{Streams: []string{"s"}, Batch: 256, MaxInflight: 512, ServiceConcurrency: 512,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))},
+		DLQStream: "dlq", Logger: slog.New(slog.NewTextHandler(io.Discard, nil))},
 		Deps{Source: benchSource{}, Settler: st, Publisher: benchPublisher{}, Picker: bal, Sender: okSender{},
 			Rules: func() *rules.Set { return set }, Metrics: metrics.New()})
 	if err != nil {
@@ -101,9 +99,9 @@ func benchRouter(b testing.TB, routes int) (*Router, *benchSettler) {
 	return r, st
 }
 
-func benchEntry(i, routes int) streams.Entry {
+func benchEntry(i, routes int) Entry {
 	rk := "r" + strconv.Itoa(i%routes)
-	return streams.Entry{Stream: "s", ID: "1700000000000-" + strconv.Itoa(i), Deliveries: 1, Fields: map[string]string{
+	return Entry{Stream: "s", ID: "1700000000000-" + strconv.Itoa(i), Deliveries: 1, Fields: map[string]string{
 		"payload": `{"seq":` + strconv.Itoa(i) + `,"ts":1700000000000000000,"rk":"` + rk + `","pad":"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"}`,
 		"rk":      rk,
 	}}
@@ -118,17 +116,13 @@ func BenchmarkPipeline(b *testing.B) {
 	ctx := context.Background()
 	acked := make(chan struct{})
 	go func() { r.acks.run(ctx); close(acked) }()
-	entries := make([]streams.Entry, batch)
+	entries := make([]Entry, batch)
 	b.ReportAllocs()
 	b.ResetTimer()
 	for done := 0; done < b.N; done += batch {
 		n := min(batch, b.N-done)
 		for i := range n {
 			entries[i] = benchEntry(done+i, routes)
-		}
-		got := r.acquire(ctx, 1, n)
-		for got < n {
-			got += r.acquire(ctx, 1, n-got)
 		}
 		r.start(ctx, ctx, entries[:n])
 	}

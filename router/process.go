@@ -1,6 +1,7 @@
 package router
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"slices"
@@ -10,8 +11,6 @@ import (
 	"time"
 
 	"github.com/msgroute/gateway/balancer"
-	"github.com/msgroute/gateway/internal/dispatch"
-	"github.com/msgroute/gateway/internal/streams"
 	"github.com/msgroute/gateway/rules"
 )
 
@@ -46,7 +45,7 @@ const (
 // job is one entry on its way through the pipeline, matched once under
 // the rule set active when it was read.
 type job struct {
-	e       streams.Entry
+	e       Entry
 	msg     *rules.Message
 	set     *rules.Set
 	matches []rules.Match
@@ -58,9 +57,9 @@ type job struct {
 	// route to one service, which then costs no allocation of its own.
 	matchBuf [1]rules.Match
 	semBuf   [1]*serviceSem
-	req      dispatch.Request // the HTTP attempt being made, reused
-	since    time.Time        // lease start; guarded by leases.mu
-	msgBuf   rules.Message    // backing of msg, reused with the job
+	req      Request       // the HTTP attempt being made, reused
+	since    time.Time     // lease start; guarded by leases.mu
+	msgBuf   rules.Message // backing of msg, reused with the job
 }
 
 // jobs recycles jobs (and their Message and attribute map): a fresh
@@ -70,7 +69,7 @@ var jobs = sync.Pool{New: func() any { return new(job) }}
 
 // newJob returns a cleared job for e, keeping only the reusable storage of
 // a recycled one.
-func newJob(e *streams.Entry) *job {
+func newJob(e *Entry) *job {
 	j := jobs.Get().(*job)
 	msg := j.msgBuf
 	*j = job{e: *e, msgBuf: msg}
@@ -81,7 +80,7 @@ func newJob(e *streams.Entry) *job {
 func freeJob(j *job) { jobs.Put(j) }
 
 // prepare decodes and matches e. It does no I/O.
-func (r *Router) prepare(e *streams.Entry) *job {
+func (r *Router) prepare(e *Entry) *job {
 	j := newJob(e)
 	if e.Fields == nil {
 		return j
@@ -94,6 +93,11 @@ func (r *Router) prepare(e *streams.Entry) *job {
 	}
 	j.set = r.deps.Rules()
 	j.matches = j.set.Match(j.msg, j.matchBuf[:0])
+	if only := j.msg.ReplayRoute; only != "" {
+		// A replayed dead letter goes back to the route that dead-lettered
+		// it, and no other (they had their copy).
+		j.matches = slices.DeleteFunc(j.matches, func(m rules.Match) bool { return m.Route.Name != only })
+	}
 	j.sems = j.semBuf[:0]
 	for _, m := range j.matches {
 		if m.Err == nil && j.sem(m.Route.Service) == nil {
@@ -185,7 +189,7 @@ const settledTTL = 24 * time.Hour
 // settledRoutes returns the routes of a fan-out entry settled on earlier
 // deliveries. If Redis cannot tell, none: they are sent again (the
 // receivers see the same Idempotency-Key).
-func (r *Router) settledRoutes(ctx context.Context, e *streams.Entry) []string {
+func (r *Router) settledRoutes(ctx context.Context, e *Entry) []string {
 	routes, err := r.deps.Settler.SettledRoutes(ctx, e.Stream, e.ID)
 	if err != nil {
 		r.deps.Metrics.Errors.WithLabelValues("settled_read").Inc()
@@ -197,7 +201,7 @@ func (r *Router) settledRoutes(ctx context.Context, e *streams.Entry) []string {
 // rememberSettled records routes that reached a final outcome while the
 // entry stays pending for others, so a redelivery skips them. A failed
 // write only means they are sent again.
-func (r *Router) rememberSettled(ctx context.Context, e *streams.Entry, routes []string) {
+func (r *Router) rememberSettled(ctx context.Context, e *Entry, routes []string) {
 	if err := r.deps.Settler.RememberSettled(ctx, e.Stream, e.ID, routes, settledTTL); err != nil {
 		r.deps.Metrics.Errors.WithLabelValues("settled_write").Inc()
 		r.log.Warn("recording settled routes failed; they will be sent again", "msg_id", e.ID, "stream", e.Stream, "err", err)
@@ -261,7 +265,7 @@ func (r *Router) deliver(ctx context.Context, j *job, m *rules.Match) (outcome, 
 // attemptResult is one HTTP attempt's answer and its class.
 type attemptResult struct {
 	class outcome
-	res   dispatch.Result
+	res   Result
 	err   error
 }
 
@@ -279,11 +283,11 @@ func (a attemptResult) errText() string {
 // 2xx delivered; 408, 429, 5xx and transport errors transient; other
 // answers permanent. req is scratch space for the request (it escapes to
 // the Sender, so a fresh one would cost an allocation per attempt).
-func (r *Router) attempt(req *dispatch.Request, ep *balancer.Endpoint, msg *rules.Message, m *rules.Match, n int, start time.Time) attemptResult {
+func (r *Router) attempt(req *Request, ep *balancer.Endpoint, msg *rules.Message, m *rules.Match, n int, start time.Time) attemptResult {
 	route := m.Route
-	*req = dispatch.Request{
+	*req = Request{
 		Addr: ep.Addr(), Method: route.Method, Path: m.Path, Route: route.Name, Msg: msg,
-		Attempt: n, Timeout: route.Timeout, KeepBody: msg.ReplyTo != "",
+		Attempt: n, Timeout: cmp.Or(route.Timeout, r.cfg.AttemptTimeout), KeepBody: msg.ReplyTo != "",
 	}
 	res, err := r.deps.Sender.Do(req)
 	elapsed := time.Since(start)
@@ -293,7 +297,7 @@ func (r *Router) attempt(req *dispatch.Request, ep *balancer.Endpoint, msg *rule
 	a := attemptResult{res: res, err: err}
 	bo := balancer.Success
 	switch {
-	case errors.Is(err, dispatch.ErrBadPath):
+	case errors.Is(err, ErrBadPath):
 		a.class = deadLetter
 	case err != nil:
 		a.class, bo = transient, balancer.Failure
@@ -330,15 +334,21 @@ func retryDelay(deliveries int64) time.Duration {
 }
 
 // reply writes the instance's answer to the message's reply_to stream.
-func (r *Router) reply(ctx context.Context, msg *rules.Message, route string, res dispatch.Result) bool {
+func (r *Router) reply(ctx context.Context, msg *rules.Message, route string, res Result) bool {
 	ct := res.ContentType
 	if ct == "" {
 		ct = "application/octet-stream"
 	}
-	_, err := r.deps.Publisher.Add(ctx, msg.ReplyTo, r.cfg.ReplyMaxLen, []string{
+	fields := []string{
 		"correlation_id", msg.CorrelationID, "status", strconv.Itoa(res.Status),
 		"payload", string(res.Body), "content_type", ct, "route", route, "message_id", msg.ID,
-	})
+	}
+	if res.Truncated {
+		// The answer was larger than the dispatcher keeps: payload is its
+		// beginning only.
+		fields = append(fields, "payload_truncated", "true")
+	}
+	_, err := r.deps.Publisher.Add(ctx, msg.ReplyTo, r.cfg.ReplyMaxLen, fields)
 	if err != nil {
 		r.deps.Metrics.Replies.WithLabelValues("error").Inc()
 		r.log.Warn("reply failed; message will be redelivered", "msg_id", msg.ID, "stream", msg.Stream, "route", route, "err", err)

@@ -3,52 +3,47 @@ package router
 import (
 	"context"
 	"errors"
-	"math/rand/v2"
 	"time"
 
-	"github.com/msgroute/gateway/internal/streams"
+	"github.com/msgroute/gateway/internal/backoff"
 )
 
 // readLoop reads new entries of stream while ctx lives. It first re-reads
 // this consumer's own pending entries (left by a previous run of the same
-// replica), then new ones. It reads only as many entries as there are free
-// in-flight slots, so a full pipeline stops reading; once full, it waits
-// until a quarter of max_inflight (at most a batch) is free again, so a
-// backlog is read in large batches rather than one entry per finished
-// message (which cost a Redis round trip per entry and ~20% of throughput).
+// replica), then new ones. Reads are full batches: the reader hands a
+// batch's entries on as in-flight slots free up (start), and reads the next
+// batch once the last one is handed on. So a backlog keeps every slot busy
+// while the next batch is on its way (waiting for a quarter of the window
+// to free before reading, as this loop once did, left that quarter idle
+// for a Redis round trip each time), and a full pipeline still stops
+// reading: at most one batch per stream waits for slots.
 func (r *Router) readLoop(ctx, workCtx context.Context, stream string) {
-	b := newBackoff(50*time.Millisecond, 5*time.Second)
+	b := &backoff.Backoff{Min: 50 * time.Millisecond, Max: 5 * time.Second}
 	cursor := "0" // own backlog first, paged by ID; then ">" for new entries
 	for ctx.Err() == nil {
-		n := r.acquire(ctx, r.readWant, r.cfg.Batch)
-		if n == 0 {
-			return
-		}
 		// The read runs under workCtx, not ctx: a read cancelled on the
 		// client side may already have moved entries into this consumer's
 		// pending list, and they would sit there unprocessed after a
 		// graceful stop. Shutdown waits at most Block for it instead.
-		entries, err := r.deps.Source.Read(workCtx, stream, cursor, n, r.cfg.Block)
+		entries, err := r.deps.Source.Read(workCtx, stream, cursor, r.cfg.Batch, r.cfg.Block)
 		if err != nil {
-			r.release(n)
 			if ctx.Err() != nil {
 				return
 			}
 			r.readFailed(ctx, stream, "xreadgroup", err)
-			if !b.wait(ctx) {
+			if !b.Wait(ctx) {
 				return
 			}
 			continue
 		}
-		b.reset()
+		b.Reset()
 		if cursor != ">" {
-			if len(entries) < n {
+			if len(entries) < r.cfg.Batch {
 				cursor = ">" // backlog done
 			} else {
 				cursor = entries[len(entries)-1].ID
 			}
 		}
-		r.release(n - len(entries))
 		r.start(ctx, workCtx, entries)
 	}
 }
@@ -58,7 +53,7 @@ func (r *Router) readLoop(ctx, workCtx context.Context, stream string) {
 func (r *Router) claimLoop(ctx, workCtx context.Context, stream string) {
 	t := time.NewTicker(r.cfg.ClaimInterval)
 	defer t.Stop()
-	b := newBackoff(100*time.Millisecond, 5*time.Second)
+	b := &backoff.Backoff{Min: 100 * time.Millisecond, Max: 5 * time.Second}
 	for {
 		select {
 		case <-ctx.Done():
@@ -67,23 +62,17 @@ func (r *Router) claimLoop(ctx, workCtx context.Context, stream string) {
 		}
 		cursor := "0-0"
 		for ctx.Err() == nil {
-			n := r.acquire(ctx, 1, r.cfg.Batch)
-			if n == 0 {
-				return
-			}
 			// workCtx for the same reason as the read: a claim cut short
 			// may already have taken the entries over.
-			entries, next, err := r.deps.Source.Claim(workCtx, stream, cursor, r.cfg.ClaimIdle, n)
+			entries, next, err := r.deps.Source.Claim(workCtx, stream, cursor, r.cfg.ClaimIdle, r.cfg.Batch)
 			if err != nil {
-				r.release(n)
 				if ctx.Err() == nil {
 					r.readFailed(ctx, stream, "xautoclaim", err)
-					b.wait(ctx)
+					b.Wait(ctx)
 				}
 				break
 			}
-			b.reset()
-			r.release(n - len(entries))
+			b.Reset()
 			r.start(ctx, workCtx, entries)
 			if next == "0-0" || next == "" {
 				break
@@ -96,7 +85,7 @@ func (r *Router) claimLoop(ctx, workCtx context.Context, stream string) {
 func (r *Router) readFailed(ctx context.Context, stream, op string, err error) {
 	r.deps.Metrics.Errors.WithLabelValues(op).Inc()
 	r.log.Warn("read failed; backing off", "stream", stream, "op", op, "err", err)
-	if errors.Is(err, streams.ErrNoGroup) {
+	if errors.Is(err, ErrNoGroup) {
 		// Redis lost the group (restart without persistence): re-create it.
 		if err := r.deps.Source.EnsureGroup(ctx, stream); err != nil {
 			r.log.Warn("re-create consumer group failed", "stream", stream, "err", err)
@@ -104,12 +93,14 @@ func (r *Router) readFailed(ctx context.Context, stream, op string, err error) {
 	}
 }
 
-// start matches each entry, waits until every service it goes to has room
-// in its queue (so a saturated service stops this stream's reader, not the
-// others), then hands it to a worker; each entry holds one slot, acquired by
-// the reader, until it is settled. If ctx ends while waiting, the remaining
-// entries stay pending in Redis and their slots are released.
-func (r *Router) start(ctx, workCtx context.Context, entries []streams.Entry) {
+// start matches each entry, then hands the entries to workers as in-flight
+// slots free up, each once every service it goes to has room in its queue
+// (so a saturated service stops this stream's reader, not the others).
+// Each entry holds one slot until it is settled. Entries waiting for a
+// slot are leased like those in flight, so a long wait never lets another
+// replica claim them. If ctx ends while waiting, the remaining entries
+// stay pending in Redis.
+func (r *Router) start(ctx, workCtx context.Context, entries []Entry) {
 	if len(entries) == 0 {
 		return
 	}
@@ -117,20 +108,38 @@ func (r *Router) start(ctx, workCtx context.Context, entries []streams.Entry) {
 	// of one stream); a lease that starts a little early is renewed early,
 	// which is harmless.
 	now := time.Now()
-	handed := 0
-	defer func() { r.mc.consumed(entries[0].Stream).Add(float64(handed)) }()
+	r.mc.consumed(entries[0].Stream).Add(float64(len(entries)))
+	jobs := make([]*job, len(entries))
 	for i := range entries {
-		j := r.prepare(&entries[i])
-		if !admit(ctx, j.sems) {
-			freeJob(j)
-			r.release(len(entries) - i)
+		jobs[i] = r.prepare(&entries[i])
+		r.live.add(jobs[i], now)
+	}
+	for i := 0; i < len(jobs); {
+		n := r.slots.take(ctx, 1, len(jobs)-i)
+		if n == 0 {
+			r.drop(jobs[i:])
 			return
 		}
-		r.deps.Metrics.Inflight.Inc()
-		r.live.add(j, now)
-		r.work.Add(1)
-		r.workers.hand(workCtx, j)
-		handed++
+		for end := i + n; i < end; i++ {
+			j := jobs[i]
+			if !admit(ctx, j.sems) {
+				r.release(end - i)
+				r.drop(jobs[i:])
+				return
+			}
+			r.deps.Metrics.Inflight.Inc()
+			r.work.Add(1)
+			r.workers.hand(workCtx, j)
+		}
+	}
+}
+
+// drop gives up jobs that were read but not handed on (shutdown): their
+// entries stay pending in Redis and are redelivered.
+func (r *Router) drop(jobs []*job) {
+	for _, j := range jobs {
+		r.live.remove(j)
+		freeJob(j)
 	}
 }
 
@@ -143,12 +152,6 @@ func (r *Router) finish(ctx context.Context, j *job) {
 	defer r.deps.Metrics.Inflight.Dec()
 	defer r.live.remove(j)
 	r.settle(ctx, &j.e, r.process(ctx, j))
-}
-
-// acquire waits until want in-flight slots are free, then takes up to
-// most. It returns how many it took (0 when ctx is done).
-func (r *Router) acquire(ctx context.Context, want, most int) int {
-	return r.slots.take(ctx, want, most)
 }
 
 func (r *Router) release(n int) { r.slots.give(n) }
@@ -178,29 +181,5 @@ func (r *Router) renewOld(ctx context.Context, age time.Duration) {
 			r.deps.Metrics.Errors.WithLabelValues("xclaim_renew").Inc()
 			r.log.Warn("lease renewal failed", "stream", stream, "err", err)
 		}
-	}
-}
-
-// backoff is a capped, jittered exponential wait.
-type backoff struct {
-	min, max, cur time.Duration
-}
-
-func newBackoff(min, max time.Duration) *backoff { return &backoff{min: min, max: max, cur: min} }
-
-func (b *backoff) reset() { b.cur = b.min }
-
-// wait sleeps for the current delay (with ±50% jitter) unless ctx ends
-// first, then doubles the delay. It reports whether ctx is still alive.
-func (b *backoff) wait(ctx context.Context) bool {
-	d := b.cur/2 + time.Duration(rand.Int64N(int64(b.cur)))
-	b.cur = min(b.cur*2, b.max)
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
 	}
 }

@@ -1,6 +1,7 @@
 package router
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -12,71 +13,82 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/msgroute/gateway/balancer"
-	"github.com/msgroute/gateway/internal/dispatch"
+	"github.com/msgroute/gateway/internal/backoff"
 	"github.com/msgroute/gateway/internal/metrics"
-	"github.com/msgroute/gateway/internal/streams"
 	"github.com/msgroute/gateway/rules"
 )
 
-// Config tunes the pipeline. Zero fields take the documented defaults.
+// Config tunes the pipeline. Zero fields take the documented defaults;
+// this is the one place those defaults live (the config file passes zero
+// for every key the user left unset). Defaults that depend on each other
+// are derived, never refused.
 type Config struct {
-	Streams       []string      // required
-	Batch         int           // entries per read; default 128
-	Block         time.Duration // XREADGROUP block; default 1s
-	ClaimIdle     time.Duration // XAUTOCLAIM min idle; default 30s
+	Streams []string      // required
+	Batch   int           // entries per read; default 128
+	Block   time.Duration // XREADGROUP block; default 1s
+	// ClaimIdle is XAUTOCLAIM's min idle: entries idle this long are taken
+	// over. Default 30s, or 3 x AttemptTimeout when that is set above 10s.
+	ClaimIdle     time.Duration
 	ClaimInterval time.Duration // XAUTOCLAIM period; default min(ClaimIdle/4, 1s)
-	MaxDeliveries int64         // deliveries before the DLQ; default 5
-	MaxInflight   int           // messages in flight; default 1024
-	// ServiceConcurrency caps requests in flight per service; default 64.
+	// AttemptTimeout bounds one HTTP attempt of a route without a timeout
+	// of its own (config dispatch.timeout). Default min(5s, ClaimIdle/3).
+	// It must stay under ClaimIdle/2, so an entry in flight never looks
+	// idle to XAUTOCLAIM between two lease renewals.
+	AttemptTimeout time.Duration
+	MaxDeliveries  int64 // deliveries before the DLQ; default 5
+	MaxInflight    int   // messages in flight; default 1024
+	// ServiceConcurrency caps requests in flight per service. Default 0:
+	// derived, InstanceConcurrency per instance the service has (Deps.
+	// Instances), so the cap follows the pool.
 	ServiceConcurrency int
-	// ServiceLimits overrides ServiceConcurrency for named services.
+	// InstanceConcurrency is the derived cap's share per instance;
+	// default 32 (dispatch's connections per instance).
+	InstanceConcurrency int
+	// ServiceLimits overrides the cap for named services.
 	ServiceLimits   map[string]int
-	DLQStream       string        // default "gateway:dlq"
+	DLQStream       string        // dead-letter stream; required (config consumer.dlq_stream)
 	MaxPayloadBytes int           // default 1 MiB
 	ReplyMaxLen     int64         // approximate MAXLEN of reply streams; default 10000
 	DrainTimeout    time.Duration // how long shutdown waits for in-flight messages; default 30s
 	Logger          *slog.Logger  // default slog.Default()
 }
 
+// Defaults of Config (see its fields).
+const (
+	defaultClaimIdle      = 30 * time.Second
+	defaultAttemptTimeout = 5 * time.Second
+	maxClaimInterval      = time.Second
+)
+
 func (c *Config) fill() error {
 	if len(c.Streams) == 0 {
 		return errors.New("router: no streams")
 	}
-	def := func(v *int, d int) {
-		if *v == 0 {
-			*v = d
-		}
-	}
-	def(&c.Batch, 128)
-	def(&c.MaxInflight, 1024)
-	def(&c.ServiceConcurrency, 64)
-	def(&c.MaxPayloadBytes, 1<<20)
-	if c.Block == 0 {
-		c.Block = time.Second
-	}
-	if c.ClaimIdle == 0 {
-		c.ClaimIdle = 30 * time.Second
-	}
-	if c.ClaimInterval == 0 {
-		c.ClaimInterval = min(c.ClaimIdle/4, time.Second)
-	}
-	if c.MaxDeliveries == 0 {
-		c.MaxDeliveries = 5
-	}
 	if c.DLQStream == "" {
-		c.DLQStream = "gateway:dlq"
+		return errors.New("router: no dead-letter stream")
 	}
-	if c.ReplyMaxLen == 0 {
-		c.ReplyMaxLen = 10000
+	if c.Batch < 0 || c.MaxInflight < 0 || c.ServiceConcurrency < 0 || c.InstanceConcurrency < 0 || c.MaxDeliveries < 0 || c.ClaimIdle < 0 ||
+		c.ClaimInterval < 0 || c.AttemptTimeout < 0 || c.Block < 0 || c.MaxPayloadBytes < 0 || c.ReplyMaxLen < 0 {
+		return fmt.Errorf("router: negative setting in %+v", c)
 	}
-	if c.DrainTimeout == 0 {
-		c.DrainTimeout = 30 * time.Second
+	c.Batch = cmp.Or(c.Batch, 128)
+	c.MaxInflight = cmp.Or(c.MaxInflight, 1024)
+	c.InstanceConcurrency = cmp.Or(c.InstanceConcurrency, 32)
+	c.MaxPayloadBytes = cmp.Or(c.MaxPayloadBytes, 1<<20)
+	c.Block = cmp.Or(c.Block, time.Second)
+	if c.ClaimIdle == 0 {
+		c.ClaimIdle = max(defaultClaimIdle, 3*c.AttemptTimeout)
 	}
+	c.AttemptTimeout = cmp.Or(c.AttemptTimeout, min(defaultAttemptTimeout, c.ClaimIdle/3))
+	c.ClaimInterval = cmp.Or(c.ClaimInterval, min(c.ClaimIdle/4, maxClaimInterval))
+	c.MaxDeliveries = cmp.Or(c.MaxDeliveries, 5)
+	c.ReplyMaxLen = cmp.Or(c.ReplyMaxLen, 10000)
+	c.DrainTimeout = cmp.Or(c.DrainTimeout, 30*time.Second)
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
-	if c.Batch < 0 || c.MaxInflight < 0 || c.ServiceConcurrency < 0 || c.MaxDeliveries < 0 || c.ClaimIdle < 0 {
-		return fmt.Errorf("router: negative setting in %+v", c)
+	if c.AttemptTimeout >= c.ClaimIdle/2 {
+		return fmt.Errorf("router: attempt timeout %s must be less than half of claim idle %s", c.AttemptTimeout, c.ClaimIdle)
 	}
 	return nil
 }
@@ -84,8 +96,8 @@ func (c *Config) fill() error {
 // Source reads a consumer group's entries.
 type Source interface {
 	EnsureGroup(ctx context.Context, stream string) error
-	Read(ctx context.Context, stream, id string, count int, block time.Duration) ([]streams.Entry, error)
-	Claim(ctx context.Context, stream, start string, minIdle time.Duration, count int) ([]streams.Entry, string, error)
+	Read(ctx context.Context, stream, id string, count int, block time.Duration) ([]Entry, error)
+	Claim(ctx context.Context, stream, start string, minIdle time.Duration, count int) ([]Entry, string, error)
 }
 
 // Settler acknowledges entries and manages their pending state.
@@ -115,7 +127,7 @@ type Picker interface {
 
 // Sender performs one HTTP attempt.
 type Sender interface {
-	Do(r *dispatch.Request) (dispatch.Result, error)
+	Do(r *Request) (Result, error)
 }
 
 // Deps are the router's collaborators; all are required.
@@ -129,6 +141,10 @@ type Deps struct {
 	// a message finishes under the set it started with.
 	Rules   func() *rules.Set
 	Metrics *metrics.Metrics
+	// Instances reports how many instances a service has now, for caps
+	// derived from it (Config.ServiceConcurrency). Optional: nil counts
+	// one instance per service.
+	Instances func(service string) int
 }
 
 // Router runs the pipeline. Create with New, run with Run once.
@@ -137,9 +153,6 @@ type Router struct {
 	deps  Deps
 	log   *slog.Logger
 	slots *slots // global in-flight places
-	// readWant is how many free slots a stream's reader waits for before
-	// it reads (see readLoop).
-	readWant int
 	svc      *serviceLimits
 	acks     *acker
 	live     *leases
@@ -161,11 +174,13 @@ func New(cfg Config, deps Deps) (*Router, error) {
 	r := &Router{
 		cfg: cfg, deps: deps, log: cfg.Logger,
 		slots: newSlots(cfg.MaxInflight),
-		svc:   newServiceLimits(cfg.ServiceConcurrency, cfg.ServiceLimits),
+		svc:   newServiceLimits(cfg.ServiceConcurrency, cfg.InstanceConcurrency, cfg.ServiceLimits, deps.Instances),
 		live:  newLeases(),
 	}
-	r.readWant = max(1, min(cfg.Batch, cfg.MaxInflight/4))
 	r.mc = newMetricCache(deps.Metrics)
+	for _, reason := range []string{reasonNoRoute, reasonPermanent, reasonMaxDeliveries, reasonBadMessage, reasonSchema} {
+		deps.Metrics.DLQ.WithLabelValues(reason) // exported at 0 from the start
+	}
 	r.acks = newAcker(deps.Settler, r.mc, cfg.Logger)
 	r.workers = newWorkerPool(r.finish)
 	return r, nil
@@ -228,7 +243,7 @@ func (r *Router) Run(ctx context.Context) error {
 }
 
 func (r *Router) ensureGroup(ctx context.Context, stream string) error {
-	b := newBackoff(100*time.Millisecond, 5*time.Second)
+	b := &backoff.Backoff{Min: 100 * time.Millisecond, Max: 5 * time.Second}
 	for {
 		err := r.deps.Source.EnsureGroup(ctx, stream)
 		if err == nil {
@@ -236,7 +251,7 @@ func (r *Router) ensureGroup(ctx context.Context, stream string) error {
 		}
 		r.deps.Metrics.Errors.WithLabelValues("xgroup_create").Inc()
 		r.log.Warn("create consumer group failed; retrying", "stream", stream, "err", err)
-		if !b.wait(ctx) {
+		if !b.Wait(ctx) {
 			return fmt.Errorf("create group on %s: %w", stream, err)
 		}
 	}

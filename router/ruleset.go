@@ -30,8 +30,12 @@ func NewRuleHolder(set *rules.Set) *RuleHolder {
 // Load returns the active set.
 func (h *RuleHolder) Load() *rules.Set { return h.set.Load() }
 
-// Store makes set the active one.
-func (h *RuleHolder) Store(set *rules.Set) { h.set.Store(set) }
+// Store makes set the active one (a reload succeeded): the last rejected
+// reload's error is cleared, it no longer describes the rules in force.
+func (h *RuleHolder) Store(set *rules.Set) {
+	h.set.Store(set)
+	h.lastErr.Store(nil)
+}
 
 // Fail records a rejected reload; the active set stays.
 func (h *RuleHolder) Fail(err error) {

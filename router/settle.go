@@ -4,8 +4,6 @@ import (
 	"context"
 	"strconv"
 	"time"
-
-	"github.com/msgroute/gateway/internal/streams"
 )
 
 // dlqInfo describes why an entry (or one of its routes) is dead-lettered.
@@ -18,7 +16,7 @@ type dlqInfo struct {
 
 // toDLQ writes e to the dead-letter stream with the CONTRACT's fields. If
 // the write fails the route is not final: the entry stays pending.
-func (r *Router) toDLQ(ctx context.Context, e *streams.Entry, d dlqInfo) outcome {
+func (r *Router) toDLQ(ctx context.Context, e *Entry, d dlqInfo) outcome {
 	fields := make([]string, 0, 2*len(e.Fields)+16)
 	for k, v := range e.Fields {
 		fields = append(fields, k, v)
@@ -30,7 +28,7 @@ func (r *Router) toDLQ(ctx context.Context, e *streams.Entry, d dlqInfo) outcome
 	fields = append(fields,
 		"dlq_reason", d.reason, "dlq_stream", e.Stream, "dlq_id", e.ID, "dlq_route", d.route,
 		"dlq_status", status, "dlq_error", d.err,
-		"dlq_attempts", strconv.FormatInt(e.Deliveries, 10), "dlq_at", streams.FormatMillis(time.Now()))
+		"dlq_attempts", strconv.FormatInt(e.Deliveries, 10), "dlq_at", strconv.FormatInt(time.Now().UnixMilli(), 10))
 	if _, err := r.deps.Publisher.Add(ctx, r.cfg.DLQStream, 0, fields); err != nil {
 		r.deps.Metrics.Errors.WithLabelValues("xadd_dlq").Inc()
 		r.log.Warn("dead-letter write failed; entry stays pending", "msg_id", e.ID, "stream", e.Stream, "route", d.route, "err", err)
@@ -41,7 +39,7 @@ func (r *Router) toDLQ(ctx context.Context, e *streams.Entry, d dlqInfo) outcome
 }
 
 // deadLetterOnly settles an entry that reaches no route at all.
-func (r *Router) deadLetterOnly(ctx context.Context, e *streams.Entry, d dlqInfo) verdict {
+func (r *Router) deadLetterOnly(ctx context.Context, e *Entry, d dlqInfo) verdict {
 	if r.toDLQ(ctx, e, d) == deadLetter {
 		return verdict{ack: true}
 	}
@@ -51,7 +49,7 @@ func (r *Router) deadLetterOnly(ctx context.Context, e *streams.Entry, d dlqInfo
 // settle acks e, or parks it in Redis until it is due again. A park that
 // fails is harmless: the entry stays pending and XAUTOCLAIM finds it after
 // ClaimIdle.
-func (r *Router) settle(ctx context.Context, e *streams.Entry, v verdict) {
+func (r *Router) settle(ctx context.Context, e *Entry, v verdict) {
 	if v.ack {
 		r.acks.add(e.Stream, e.ID)
 		return

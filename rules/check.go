@@ -3,6 +3,7 @@ package rules
 import (
 	"errors"
 	"fmt"
+	"slices"
 )
 
 // Check validates the rule sets at paths, each a file or directory loaded as
@@ -26,13 +27,13 @@ func Check(paths ...string) []Problem {
 	return out
 }
 
-// warnings finds routes no message can reach: an earlier route (in
+// warnings returns the compiler's remarks and finds routes no message can reach: an earlier route (in
 // evaluation order, so of higher or equal priority) without continue takes
 // every message the later one could match, because it accepts all of the
 // later route's streams and its condition is `true`, absent, or the same
 // expression.
 func (s *Set) warnings() []Problem {
-	var out []Problem
+	out := slices.Clone(s.remarks)
 	var catchAll []*Route         // earlier non-continue routes matching everything on their streams
 	same := map[string][]*Route{} // earlier non-continue routes by canonical condition
 	for _, r := range s.routes {

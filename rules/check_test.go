@@ -63,6 +63,11 @@ func TestCheck(t *testing.T) {
 			want:  []string{`W f.yaml:2: route "p": path is ignored because path_expr is set`},
 		},
 		{
+			name:  "default service without action route",
+			rules: "routes:\n  - {name: a, service: s}\ndefault:\n  action: dlq\n  service: fallback\n",
+			want:  []string{`W f.yaml:5: default.service is ignored: it is only used with action: route (action is dlq)`},
+		},
+		{
 			name:  "errors are reported, no warnings",
 			rules: "routes:\n  - {name: a}\n",
 			want:  []string{`f.yaml:2: route "a": service is required`},

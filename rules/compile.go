@@ -117,6 +117,7 @@ func hashPart(h hash.Hash, p []byte) {
 
 type compiler struct {
 	problems []Problem
+	warns    []Problem // remarks that do not reject the set (see Check)
 	routes   []*Route
 	names    map[string]*Route
 	def      *Default
@@ -190,7 +191,7 @@ func (c *compiler) compileDefault(file string, k, n *yaml.Node) {
 		c.errorf(file, n.Line, "", "default must be a mapping with keys action and service")
 		return
 	}
-	actionLine := k.Line
+	actionLine, serviceLine := k.Line, k.Line
 	errs := mapping(n, func(key string, k, v *yaml.Node) {
 		s, err := scalarString(v)
 		if err != nil {
@@ -207,7 +208,7 @@ func (c *compiler) compileDefault(file string, k, n *yaml.Node) {
 				c.errorf(file, k.Line, "", "default.action %q is not one of dlq, drop, route", s)
 			}
 		case "service":
-			c.def.Service = s
+			c.def.Service, serviceLine = s, k.Line
 		default:
 			c.errorf(file, k.Line, "", "unknown key %q in default (want action or service)", key)
 		}
@@ -219,7 +220,9 @@ func (c *compiler) compileDefault(file string, k, n *yaml.Node) {
 	case c.def.Action == ActionRoute && c.def.Service == "":
 		c.errorf(file, actionLine, "", "default.service is required with action: route")
 	case c.def.Action != ActionRoute && c.def.Service != "":
-		c.errorf(file, actionLine, "", "default.service is only used with action: route")
+		// Harmless (the contract's own example has it): a warning.
+		c.warns = append(c.warns, Problem{File: file, Line: serviceLine, Warning: true,
+			Message: fmt.Sprintf("default.service is ignored: it is only used with action: route (action is %s)", c.def.Action)})
 	case c.def.Service != "" && !validName(c.def.Service):
 		c.errorf(file, actionLine, "", "default.service %q must not contain spaces or control characters", c.def.Service)
 	}
@@ -234,6 +237,7 @@ func (c *compiler) build(sources []Source) *Set {
 	if c.def != nil {
 		s.def = *c.def
 	}
+	s.remarks = c.warns
 	// Stable: equal priorities keep file order.
 	sort.SliceStable(c.routes, func(i, j int) bool { return c.routes[i].Priority > c.routes[j].Priority })
 	s.routes = c.routes

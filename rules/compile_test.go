@@ -31,7 +31,7 @@ func TestCompileErrors(t *testing.T) {
 		{"duplicate name", "routes:\n  - {name: r, service: s}\n  - {name: r, service: t}\n", []string{`f.yaml:3: route "r": duplicate route name (first defined at f.yaml:2)`}},
 		{"service required", "routes:\n  - name: r\n", []string{`f.yaml:2: route "r": service is required`}},
 		{"bad method", "routes:\n  - {name: r, service: s, method: 'GE T'}\n", []string{`f.yaml:2: route "r": method: "GE T" is not a valid HTTP method`}},
-		{"bad path", "routes:\n  - {name: r, service: s, path: orders}\n", []string{`f.yaml:2: route "r": path: "orders" must start with "/" and contain no spaces or control characters`}},
+		{"bad path", "routes:\n  - {name: r, service: s, path: orders}\n", []string{`f.yaml:2: route "r": path: "orders" must start with "/" (not "//"), be at most 8 KiB and contain no spaces, control characters or "#"`}},
 		{"bad timeout", "routes:\n  - {name: r, service: s, timeout: 2}\n", []string{`f.yaml:2: route "r": timeout: "2" is not a duration like 2s or 500ms: time: missing unit in duration "2"`}},
 		{"negative timeout", "routes:\n  - {name: r, service: s, timeout: -1s}\n", []string{`f.yaml:2: route "r": timeout: "-1s" is not a duration like 2s or 500ms: must not be negative`}},
 		{"negative retries", "routes:\n  - {name: r, service: s, retries: -1}\n", []string{`f.yaml:2: route "r": retries: must not be negative`}},
@@ -51,7 +51,6 @@ func TestCompileErrors(t *testing.T) {
 		{"invalid schema", "routes:\n  - name: r\n    service: s\n    schema: bad-schema.json\n", []string{`f.yaml:4: route "r": schema: testdata/bad-schema.json: not a valid JSON Schema: at '/type': value must be one of 'array', 'boolean', 'integer', 'null', 'number', 'object', 'string'; at '/type': got number, want array`}},
 		{"bad action", "default: {action: bounce}\n", []string{`f.yaml:1: default.action "bounce" is not one of dlq, drop, route`}},
 		{"route without service", "default: {action: route}\n", []string{"f.yaml:1: default.service is required with action: route"}},
-		{"service without route", "default: {action: dlq, service: x}\n", []string{"f.yaml:1: default.service is only used with action: route"}},
 		{"unknown default key", "default: {action: dlq, to: x}\n", []string{`f.yaml:1: unknown key "to" in default (want action or service)`}},
 		{"several problems at once", "routes:\n  - {name: a}\n  - {service: s}\n", []string{`f.yaml:2: route "a": service is required`, "f.yaml:3: name is required"}},
 	}

@@ -1,6 +1,10 @@
 package rules
 
-import "sort"
+import (
+	"sort"
+	"strconv"
+	"strings"
+)
 
 // index narrows the routes a message must be evaluated against. Each route is
 // filed either under one dimension value it requires (stream == "orders",
@@ -42,7 +46,13 @@ func indexRoutes(routes []*Route, residuals bool) index {
 		if r.match != nil {
 			conds[i] = append(conds[i], r.match.conds...)
 		}
-		for _, c := range conds[i] {
+		all := conds[i]
+		if r.match != nil && len(conds[i]) == 0 {
+			for _, alt := range r.match.alts {
+				all = append(all, alt...)
+			}
+		}
+		for _, c := range all {
 			pv := popularity[c.key]
 			if pv == nil {
 				pv = map[string]int{}
@@ -56,25 +66,7 @@ func indexRoutes(routes []*Route, residuals bool) index {
 
 	var idx index
 	dimPos := map[dimKey]int{}
-	for i := range routes {
-		best, bestCost := -1, 0
-		for j, c := range conds[i] {
-			cost := 0
-			for _, v := range dedup(c.values) {
-				cost += popularity[c.key][v]
-			}
-			if best < 0 || cost < bestCost || cost == bestCost && c.key.kind < conds[i][best].key.kind {
-				best, bestCost = j, cost
-			}
-		}
-		if best < 0 {
-			idx.generic = append(idx.generic, int32(i))
-			continue
-		}
-		c := conds[i][best]
-		if residuals && c.loc >= 0 {
-			routes[i].eval, routes[i].readsBody = routes[i].match.residual(c)
-		}
+	file := func(i int, c cond) {
 		p, ok := dimPos[c.key]
 		if !ok {
 			p = len(idx.dims)
@@ -82,13 +74,55 @@ func indexRoutes(routes []*Route, residuals bool) index {
 			idx.dims = append(idx.dims, dimension{key: c.key, path: c.path, buckets: map[string][]int32{}})
 		}
 		for _, v := range dedup(c.values) {
-			idx.dims[p].buckets[v] = append(idx.dims[p].buckets[v], int32(i))
+			b := idx.dims[p].buckets[v]
+			if n := len(b); n > 0 && b[n-1] == int32(i) {
+				continue // filed here already by another disjunct
+			}
+			idx.dims[p].buckets[v] = append(b, int32(i))
 		}
+	}
+	for i := range routes {
+		best := cheapest(conds[i], popularity)
+		if best >= 0 {
+			c := conds[i][best]
+			if residuals && c.loc >= 0 {
+				routes[i].eval, routes[i].readsBody = routes[i].match.residual(c)
+			}
+			file(i, c)
+			continue
+		}
+		// A disjunction is filed under one conjunct of each disjunct: a
+		// message is a candidate when it satisfies any of them. The whole
+		// expression is still evaluated.
+		if m := routes[i].match; m != nil && len(m.alts) > 0 {
+			for _, alt := range m.alts {
+				file(i, alt[cheapest(alt, popularity)])
+			}
+			continue
+		}
+		idx.generic = append(idx.generic, int32(i))
 	}
 	// Body dimensions last: the others may already rule a message out
 	// cheaply, and their order does not change the result.
 	sort.SliceStable(idx.dims, func(a, b int) bool { return idx.dims[a].key.kind < idx.dims[b].key.kind })
 	return idx
+}
+
+// cheapest returns the position of the most selective of conds: the one
+// whose values are shared by the fewest routes; ties prefer stream, then
+// headers, then body. It returns -1 when conds is empty.
+func cheapest(conds []cond, popularity map[dimKey]map[string]int) int {
+	best, bestCost := -1, 0
+	for j, c := range conds {
+		cost := 0
+		for _, v := range dedup(c.values) {
+			cost += popularity[c.key][v]
+		}
+		if best < 0 || cost < bestCost || cost == bestCost && c.key.kind < conds[best].key.kind {
+			best, bestCost = j, cost
+		}
+	}
+	return best
 }
 
 // dedup returns values without repeats, preserving order. Lists are short.
@@ -147,6 +181,15 @@ func (d *dimension) value(st *evalState) (string, bool) {
 		return "", false
 	}
 	for _, k := range d.path {
+		if i, isIndex := strings.CutPrefix(k, indexMark); isIndex {
+			arr, ok := body.([]any)
+			n, _ := strconv.Atoi(i)
+			if !ok || n >= len(arr) {
+				return "", false
+			}
+			body = arr[n]
+			continue
+		}
 		obj, ok := body.(map[string]any)
 		if !ok {
 			return "", false
@@ -172,6 +215,12 @@ func (st *evalState) next() (int32, bool) {
 	if best < 0 {
 		return 0, false
 	}
-	st.pos[best]++
+	// A route filed under several dimensions (a disjunction) may head
+	// more than one list: take it once.
+	for i, l := range st.lists {
+		if st.pos[i] < len(l) && l[st.pos[i]] == bestVal {
+			st.pos[i]++
+		}
+	}
 	return bestVal, true
 }

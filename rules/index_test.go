@@ -66,7 +66,11 @@ func genRules(r *rand.Rand, n int) string {
 				}
 				conj = append(conj, c)
 			}
-			fmt.Fprintf(&b, "    match: '%s'\n", strings.Join(conj, " && "))
+			op := " && "
+			if r.IntN(3) == 0 {
+				op = " || "
+			}
+			fmt.Fprintf(&b, "    match: '%s'\n", strings.Join(conj, op))
 		}
 		if r.IntN(3) == 0 {
 			fmt.Fprintf(&b, "    priority: %d\n", r.IntN(3))

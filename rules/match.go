@@ -106,26 +106,13 @@ func (st *evalState) resolve(r *Route) Match {
 		switch {
 		case !ok:
 			mt.Err = fmt.Errorf("%w: result is %T, not a string", ErrPath, out)
-		case !validPath(p):
-			mt.Err = fmt.Errorf("%w: result %q does not start with \"/\" or contains spaces or control characters", ErrPath, p)
+		case !ValidPath(p):
+			mt.Err = fmt.Errorf("%w: result %q %s", ErrPath, p, pathRule)
 		default:
 			mt.Path = p
 		}
 	}
 	return mt
-}
-
-// validPath reports whether p can be sent as a request path.
-func validPath(p string) bool {
-	if !strings.HasPrefix(p, "/") {
-		return false
-	}
-	for i := 0; i < len(p); i++ {
-		if c := p[i]; c <= ' ' || c == 0x7f {
-			return false
-		}
-	}
-	return true
 }
 
 // oneLine keeps the first line of a multi-line library error (expr adds a

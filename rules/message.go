@@ -6,6 +6,12 @@ const (
 	FieldContentType   = "content_type"
 	FieldCorrelationID = "correlation_id"
 	FieldReplyTo       = "reply_to"
+	// Written by `gateway dlq replay`: the entry is a replay of entry
+	// FieldReplayOf of stream FieldReplayStream, for route FieldReplayRoute
+	// only (empty: every route it matches). Not attributes.
+	FieldReplayOf     = "gateway_replay_of"
+	FieldReplayStream = "gateway_replay_stream"
+	FieldReplayRoute  = "gateway_replay_route"
 )
 
 // DefaultContentType is the content type of a message that does not name one.
@@ -21,11 +27,18 @@ type Message struct {
 	ReplyTo       string            // field "reply_to"
 	Headers       map[string]string // every other field (attributes); nil when there are none
 	Deliveries    int64             // 1 on first delivery
-	spare         map[string]string // attribute map kept for Reset
+	// ReplayRoute is the only route a replayed dead letter may take
+	// (field gateway_replay_route); empty for other messages.
+	ReplayRoute string
+	spare       map[string]string // attribute map kept for Reset
 }
 
 // NewMessage builds a Message from a stream entry's fields, splitting reserved
-// fields from attributes and filling defaults. fields is not retained.
+// fields from attributes and filling defaults. fields is not retained. A
+// replayed dead letter (field gateway_replay_of) is the Message of its
+// original entry: Stream and ID are the original's (gateway_replay_stream,
+// gateway_replay_of), so rules see it, and services receive it (X-Message-Id,
+// X-Stream, Idempotency-Key), as the entry it replays.
 func NewMessage(stream, id string, fields map[string]string, deliveries int64) *Message {
 	m := &Message{}
 	m.Reset(stream, id, fields, deliveries)
@@ -41,6 +54,12 @@ func (m *Message) Reset(stream, id string, fields map[string]string, deliveries 
 		h = m.spare
 	}
 	clear(h)
+	if of := fields[FieldReplayOf]; of != "" {
+		id = of
+		if st := fields[FieldReplayStream]; st != "" {
+			stream = st
+		}
+	}
 	*m = Message{
 		Stream:        stream,
 		ID:            id,
@@ -76,6 +95,9 @@ func (m *Message) Reset(stream, id string, fields map[string]string, deliveries 
 			}
 		case FieldReplyTo:
 			m.ReplyTo = v
+		case FieldReplayOf, FieldReplayStream:
+		case FieldReplayRoute:
+			m.ReplayRoute = v
 		default:
 			m.Headers[k] = v
 		}
@@ -84,7 +106,8 @@ func (m *Message) Reset(stream, id string, fields map[string]string, deliveries 
 
 func isReserved(field string) bool {
 	switch field {
-	case FieldPayload, FieldContentType, FieldCorrelationID, FieldReplyTo:
+	case FieldPayload, FieldContentType, FieldCorrelationID, FieldReplyTo,
+		FieldReplayOf, FieldReplayStream, FieldReplayRoute:
 		return true
 	}
 	return false

@@ -41,3 +41,21 @@ func TestNewMessage(t *testing.T) {
 		}
 	}
 }
+
+func TestNewMessageReplay(t *testing.T) {
+	m := NewMessage("retry", "9-1", map[string]string{
+		"payload": "{}", "tenant": "acme",
+		FieldReplayOf: "5-3", FieldReplayStream: "orders", FieldReplayRoute: "billing",
+	}, 1)
+	if m.Stream != "orders" || m.ID != "5-3" || m.CorrelationID != "5-3" || m.ReplayRoute != "billing" {
+		t.Errorf("NewMessage(replay) = stream %q id %q correlation %q replay route %q; want orders 5-3 5-3 billing",
+			m.Stream, m.ID, m.CorrelationID, m.ReplayRoute)
+	}
+	if len(m.Headers) != 1 || m.Headers["tenant"] != "acme" {
+		t.Errorf("NewMessage(replay) headers = %v, want only tenant (replay fields are reserved)", m.Headers)
+	}
+	plain := NewMessage("orders", "7-1", map[string]string{"payload": "{}"}, 1)
+	if plain.Stream != "orders" || plain.ID != "7-1" || plain.ReplayRoute != "" {
+		t.Errorf("NewMessage(plain) = %q %q %q", plain.Stream, plain.ID, plain.ReplayRoute)
+	}
+}

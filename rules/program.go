@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/expr-lang/expr"
@@ -25,6 +26,11 @@ type program struct {
 	prog  *vm.Program
 	uses  varSet
 	conds []cond // top-level equality conjuncts usable as index keys
+	// alts, for an expression that is a disjunction (a || b || ...) each
+	// of whose disjuncts has equality conjuncts: those conjuncts, one list
+	// per disjunct. The expression can only hold when one of the lists
+	// has a conjunct that holds.
+	alts [][]cond
 	// canon is the expression re-printed from its syntax tree, so that
 	// spacing and parentheses do not hide two identical conditions.
 	canon  string
@@ -53,7 +59,7 @@ func compileExpr(src string, kind reflect.Kind) (*program, error) {
 	if len(src) > maxExprLen {
 		return nil, &exprError{msg: fmt.Sprintf("expression is %d bytes, longer than the limit of %d", len(src), maxExprLen)}
 	}
-	opts := []expr.Option{expr.Env(exprEnv)}
+	opts := []expr.Option{expr.Env(exprEnv), bodyGetOption, expr.Patch(bodyFetch{})}
 	if kind == reflect.Bool {
 		opts = append(opts, expr.AsBool())
 	} else {
@@ -75,6 +81,7 @@ func compileExpr(src string, kind reflect.Kind) (*program, error) {
 	}
 	p.src = src
 	p.conds = equalityConds(tree.Node, nil)
+	p.alts = disjunctConds(tree.Node)
 	for i := range p.conds {
 		p.conds[i].whole = tree.Node.Location().From == p.conds[i].loc
 	}
@@ -91,7 +98,7 @@ func (p *program) residual(c cond) (*vm.Program, bool) {
 	if c.whole {
 		return nil, false
 	}
-	prog, err := expr.Compile(p.src, expr.Env(exprEnv), expr.AsBool(), expr.Patch(dropConjunct{loc: c.loc}))
+	prog, err := expr.Compile(p.src, expr.Env(exprEnv), expr.AsBool(), expr.Patch(dropConjunct{loc: c.loc}), bodyGetOption, expr.Patch(bodyFetch{}))
 	if err != nil {
 		return p.prog, p.uses&usesBody != 0
 	}
@@ -214,6 +221,33 @@ func equalityConds(n ast.Node, out []cond) []cond {
 	return out
 }
 
+// disjunctConds returns the equality conjuncts of each disjunct of a
+// top-level || chain, or nil unless every disjunct has some (a disjunct
+// without one could hold for any message).
+func disjunctConds(n ast.Node) [][]cond {
+	b, ok := n.(*ast.BinaryNode)
+	if !ok || (b.Operator != "||" && b.Operator != "or") {
+		return nil
+	}
+	var out [][]cond
+	for _, side := range []ast.Node{b.Left, b.Right} {
+		if alts := disjunctConds(side); alts != nil {
+			out = append(out, alts...)
+			continue
+		}
+		conds := equalityConds(side, nil)
+		if len(conds) == 0 {
+			return nil
+		}
+		out = append(out, conds)
+	}
+	return out
+}
+
+// indexMark starts a body path element that is an array index
+// (`body.items[0]`) rather than an object key.
+const indexMark = "\x01#"
+
 // selectorCond recognises stream, headers.NAME (or headers["NAME"]) and
 // body.a.b (optionally with ?.) as index dimensions.
 func selectorCond(n ast.Node) (cond, bool) {
@@ -228,11 +262,23 @@ func selectorCond(n ast.Node) (cond, bool) {
 	case *ast.MemberNode:
 		var path []string
 		for {
-			prop, ok := n.Property.(*ast.StringNode)
-			if !ok || n.Method {
+			if n.Method {
 				return cond{}, false
 			}
-			path = append(path, prop.Value)
+			switch prop := n.Property.(type) {
+			case *ast.StringNode:
+				if strings.HasPrefix(prop.Value, indexMark) || strings.Contains(prop.Value, "\x00") {
+					return cond{}, false // would be ambiguous in the path encoding
+				}
+				path = append(path, prop.Value)
+			case *ast.IntegerNode:
+				if prop.Value < 0 {
+					return cond{}, false
+				}
+				path = append(path, indexMark+strconv.Itoa(prop.Value))
+			default:
+				return cond{}, false
+			}
 			switch inner := n.Node.(type) {
 			case *ast.MemberNode:
 				n = inner

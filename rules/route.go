@@ -57,7 +57,7 @@ func (c *compiler) compileRoute(file string, n *yaml.Node) *Route {
 			var m string
 			if m, err = scalarString(v); err == nil && m != "" {
 				r.Method = strings.ToUpper(m)
-				if !validToken(r.Method) {
+				if !ValidToken(r.Method) {
 					err = fmt.Errorf("%q is not a valid HTTP method", m)
 				}
 			}
@@ -65,8 +65,8 @@ func (c *compiler) compileRoute(file string, n *yaml.Node) *Route {
 			var p string
 			if p, err = scalarString(v); err == nil && p != "" {
 				r.Path = p
-				if !validPath(p) {
-					err = fmt.Errorf("%q must start with \"/\" and contain no spaces or control characters", p)
+				if !ValidPath(p) {
+					err = fmt.Errorf("%q %s", p, pathRule)
 				}
 			}
 		case "path_expr":
@@ -173,24 +173,6 @@ func exprLine(v *yaml.Node, err error) int {
 		line++
 	}
 	return line + ee.line - 1
-}
-
-// validToken reports whether s is an HTTP token (RFC 9110 tchar), as methods
-// must be.
-func validToken(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' {
-			continue
-		}
-		if !strings.ContainsRune("!#$%&'*+-.^_`|~", rune(c)) {
-			return false
-		}
-	}
-	return true
 }
 
 // validName reports whether a route or service name is usable in headers,

@@ -123,8 +123,9 @@ type Set struct {
 	def      Default
 	defRoute *Route // synthetic route for ActionRoute, else nil
 	services []string
-	uses     varSet // variables any expression reads
-	shape    *shape // the part of the body expressions observe; nil: all
+	remarks  []Problem // warnings found while compiling (Check reports them)
+	uses     varSet    // variables any expression reads
+	shape    *shape    // the part of the body expressions observe; nil: all
 	// shapeNodes is the number of nodes of shape (ids 0..shapeNodes-1).
 	shapeNodes int
 	idx        index

@@ -37,6 +37,7 @@ func cmdDLQ(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	streams.RouteRedisLogs(newLogger(cfg.Log, stderr))
 	rdb, err := redisClient(cfg.Redis)
 	if err != nil {
 		return err

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 )
 
 // seedDLQ writes dead letters as the gateway does: original fields plus
@@ -86,5 +87,61 @@ func TestDLQReplayKeepsEntriesWhenTheWriteFails(t *testing.T) {
 	}
 	if n := len(h.dlq()); n != 2 {
 		t.Errorf("dlq has %d entries, want both kept", n)
+	}
+}
+
+// TestDLQReplayGoesOnlyToTheDeadLetteredRoute: a fan-out message (audit,
+// billing) whose billing route was dead-lettered (404) is replayed once
+// billing is fixed. The replay reaches billing only, with the original
+// X-Message-Id and Idempotency-Key (events/ORIGINAL_ID/billing); audit,
+// which had its copy, gets nothing more; no reserved replay field is
+// forwarded as an X-Msg header.
+func TestDLQReplayGoesOnlyToTheDeadLetteredRoute(t *testing.T) {
+	h := newHarness(t)
+	h.writeRules(fanOutRules)
+	audit := h.backend("audit", "audit-1")
+	billing := h.backend("billing", "billing-1")
+	billing.status.Store(404)
+	h.start([]string{"events"}, "")
+
+	id := h.publish("events", "type", "invoice", "tenant", "acme", "payload", `{"n":1}`)
+	h.waitAcked(10*time.Second, "events")
+	if d := h.dlq(); len(d) != 1 || d[0].Values["dlq_route"] != "billing" {
+		t.Fatalf("dlq = %v, want one entry for route billing", d)
+	}
+	billing.status.Store(200)
+
+	cfg, _ := h.writeConfig("replay.yaml", "replayer", []string{"events"}, "")
+	var out, errb bytes.Buffer
+	if code := run([]string{"dlq", "replay", "--config", cfg, "--rate", "0"}, &out, &errb); code != 0 {
+		t.Fatalf("dlq replay: exit %d: %s%s", code, out.String(), errb.String())
+	}
+	h.waitFor("replay delivered to billing", 10*time.Second, func() error {
+		if n := billing.count(); n != 2 {
+			return fmt.Errorf("billing received %d requests, want 2", n)
+		}
+		return nil
+	})
+	h.waitAcked(10*time.Second, "events")
+	if n := audit.count(); n != 1 {
+		t.Errorf("audit received %d requests, want 1 (the replay is for billing only)", n)
+	}
+	got := billing.received()
+	first, replay := got[0].Header, got[1].Header
+	wantKey := "events/" + id + "/billing"
+	if k := replay.Get("Idempotency-Key"); k != wantKey || first.Get("Idempotency-Key") != wantKey {
+		t.Errorf("Idempotency-Key: first %q, replay %q; want %q both", first.Get("Idempotency-Key"), k, wantKey)
+	}
+	if replay.Get("X-Message-Id") != id || replay.Get("X-Stream") != "events" || replay.Get("X-Msg-Tenant") != "acme" {
+		t.Errorf("replay headers X-Message-Id %q X-Stream %q X-Msg-Tenant %q; want %q events acme",
+			replay.Get("X-Message-Id"), replay.Get("X-Stream"), replay.Get("X-Msg-Tenant"), id)
+	}
+	for k := range replay {
+		if strings.HasPrefix(strings.ToLower(k), "x-msg-gateway") {
+			t.Errorf("reserved field forwarded as header %s", k)
+		}
+	}
+	if d := h.dlq(); len(d) != 0 {
+		t.Errorf("dlq has %d entries after the replay was delivered, want 0", len(d))
 	}
 }

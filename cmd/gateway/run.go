@@ -41,6 +41,8 @@ func cmdRun(args []string, stderr io.Writer) error {
 		return err
 	}
 	log := newLogger(cfg.Log, stderr)
+	streams.RouteRedisLogs(log)
+	discovery.RouteAPILogs(log)
 	set, err := rules.Load(cfg.Rules.Path)
 	if err != nil {
 		return fmt.Errorf("rules %s: %w", cfg.Rules.Path, err)
@@ -56,6 +58,9 @@ func cmdRun(args []string, stderr io.Writer) error {
 func serve(ctx context.Context, cfg *config.Config, set *rules.Set, log *slog.Logger) error {
 	m := metrics.New()
 	holder := router.NewRuleHolder(set)
+	for _, result := range []string{"success", "failure"} {
+		m.RulesReloads.WithLabelValues(result) // exported at 0 from the start
+	}
 
 	rdb, err := redisClient(cfg.Redis)
 	if err != nil {
@@ -87,7 +92,11 @@ func serve(ctx context.Context, cfg *config.Config, set *rules.Set, log *slog.Lo
 	if err != nil {
 		return err
 	}
+	var rt *router.Router // set below; nothing publishes again before it runs
 	publish := func(s *rules.Set) {
+		if rt != nil {
+			rt.PrimeMetrics(s)
+		}
 		holder.Store(s)
 		m.RulesActive.Set(float64(len(s.Routes()) + len(s.Subscriptions())))
 	}
@@ -97,7 +106,7 @@ func serve(ctx context.Context, cfg *config.Config, set *rules.Set, log *slog.Lo
 	}
 	var catalog *discovery.Catalog
 	if cfg.Consul.Subscriptions {
-		subs = subscriptions.New(subscriptions.Config{Streams: cfg.Consul.SubscriptionStreams, Logger: log}, set,
+		subs = subscriptions.New(subscriptions.Config{Streams: subscriptionStreams(cfg), Logger: log}, set,
 			subscriptions.Deps{Publish: publish, Watch: disc.SetServices, Count: func(active, invalid int) {
 				m.Subscriptions.WithLabelValues(subscriptions.StateActive).Set(float64(active))
 				m.Subscriptions.WithLabelValues(subscriptions.StateInvalid).Set(float64(invalid))
@@ -125,24 +134,25 @@ func serve(ctx context.Context, cfg *config.Config, set *rules.Set, log *slog.Lo
 	}
 
 	disp, err := dispatch.New(dispatch.Config{
-		Timeout: cfg.Dispatch.Timeout, MaxConnsPerHost: cfg.Dispatch.MaxConnsPerHost, NoPipelining: !cfg.Dispatch.Pipelining,
+		Timeout: cfg.Dispatch.Timeout, MaxConnsPerHost: cfg.Dispatch.MaxConnsPerHost,
 	})
 	if err != nil {
 		return err
 	}
-	rt, err := router.New(router.Config{
+	rt, err = router.New(router.Config{
 		Streams: cfg.Consumer.Streams, Batch: cfg.Consumer.Batch, Block: cfg.Consumer.Block,
-		ClaimIdle: cfg.Consumer.ClaimIdle, ClaimInterval: cfg.Consumer.ClaimInterval,
+		ClaimIdle: cfg.Consumer.ClaimIdle, ClaimInterval: cfg.Consumer.ClaimInterval, AttemptTimeout: cfg.Dispatch.Timeout,
 		MaxDeliveries: int64(cfg.Consumer.MaxDeliveries), MaxInflight: cfg.Consumer.MaxInflight,
-		ServiceConcurrency: cfg.Consumer.ServiceConcurrency, ServiceLimits: cfg.Consumer.ServiceLimits, DLQStream: cfg.Consumer.DLQStream,
+		ServiceConcurrency: cfg.Consumer.ServiceConcurrency, InstanceConcurrency: cfg.Dispatch.MaxConnsPerHost, ServiceLimits: cfg.Consumer.ServiceLimits, DLQStream: cfg.Consumer.DLQStream,
 		MaxPayloadBytes: cfg.Consumer.MaxPayloadBytes, ReplyMaxLen: cfg.Consumer.ReplyMaxLen, Logger: log,
 	}, router.Deps{
-		Source: group, Settler: group, Publisher: group, Picker: bal, Sender: disp,
+		Source: group, Settler: group, Publisher: group, Picker: bal, Sender: disp, Instances: bal.Instances,
 		Rules: holder.Load, Metrics: m,
 	})
 	if err != nil {
 		return err
 	}
+	rt.PrimeMetrics(set)
 	admin, err := health.New(health.Config{Listen: cfg.Admin.Listen, Token: cfg.Admin.Token, Logger: log},
 		adminSources(m, rdb.Ping, holder, bal, disc, catalog, subs))
 	if err != nil {
@@ -180,6 +190,15 @@ func serve(ctx context.Context, cfg *config.Config, set *rules.Set, log *slog.Lo
 		aerr = nil
 	}
 	return errors.Join(rerr, aerr)
+}
+
+// subscriptionStreams is the allow-list of streams declarations may read:
+// consul.subscription_streams, by default every consumed stream.
+func subscriptionStreams(cfg *config.Config) []string {
+	if len(cfg.Consul.SubscriptionStreams) > 0 {
+		return cfg.Consul.SubscriptionStreams
+	}
+	return cfg.Consumer.Streams
 }
 
 // redisClient builds the Redis client the config describes.

@@ -305,7 +305,9 @@ default:
 	if err := h.declare(b, map[string]string{"gateway-sub-trail": v2}); err != nil {
 		t.Fatal(err)
 	}
-	if err := h.declare(c, map[string]string{"gateway-sub-trail": v3}); err != nil {
+	// pay reads a stream the gateway does not consume: by default the
+	// allow-list is consumer.streams, so it is invalid.
+	if err := h.declare(c, map[string]string{"gateway-sub-trail": v3, "gateway-sub-pay": `{"stream":"payments","match":"true"}`}); err != nil {
 		t.Fatal(err)
 	}
 	h.waitFor("both variants active", 5*time.Second, func() error {
@@ -314,6 +316,10 @@ default:
 		}
 		return nil
 	})
+	if st := h.subscriptions(); len(st) != 3 || st[0].Route != "audit/pay" ||
+		!strings.Contains(st[0].Error, `stream "payments" is not one subscriptions may read (consul.subscription_streams: orders)`) {
+		t.Errorf("subscriptions = %+v, want audit/pay invalid for its stream", st)
+	}
 	const n = 60
 	for i := 0; i < n; i++ {
 		h.publish("orders", "type", "audit.file", "payload", "{}")

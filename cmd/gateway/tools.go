@@ -13,8 +13,8 @@ import (
 )
 
 // cmdCheck validates rule files: one "file:line: message" line per problem,
-// warnings marked; with --consul, also the subscriptions registered there
-// now; exit 1 when any error was found.
+// "file:line: warning: message" per warning; with --consul, also the
+// subscriptions registered there now; exit 1 when any error was found.
 func cmdCheck(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("check", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -37,7 +37,12 @@ func cmdCheck(args []string, stdout, stderr io.Writer) error {
 	}
 	for _, p := range rules.Check(args...) {
 		if p.Warning {
-			fmt.Fprintf(stdout, "%s (warning)\n", p)
+			w := p
+			w.Message = "warning: " + p.Message
+			if p.Route != "" { // "warning:" first, then the route
+				w.Route, w.Message = "", fmt.Sprintf("warning: route %q: %s", p.Route, p.Message)
+			}
+			fmt.Fprintln(stdout, w)
 			continue
 		}
 		errs++

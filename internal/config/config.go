@@ -7,7 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -45,30 +47,35 @@ type Redis struct {
 }
 
 // Consumer configures how streams are read and when messages give up.
+// Zero means unset for the router's keys (batch to reply_maxlen): the
+// router's Config holds their defaults, derived from each other where they
+// depend on each other (see router.Config).
 type Consumer struct {
 	Streams       []string      `mapstructure:"streams"`        // required
 	Group         string        `mapstructure:"group"`          // default "gateway"
 	Name          string        `mapstructure:"name"`           // default: hostname
-	Batch         int           `mapstructure:"batch"`          // entries per XREADGROUP; default 128
-	Block         time.Duration `mapstructure:"block"`          // XREADGROUP block; default 1s
-	ClaimIdle     time.Duration `mapstructure:"claim_idle"`     // XAUTOCLAIM min idle; default 30s
-	ClaimInterval time.Duration `mapstructure:"claim_interval"` // how often to XAUTOCLAIM; default claim_idle/4
-	MaxDeliveries int           `mapstructure:"max_deliveries"` // then DLQ; default 5
-	MaxInflight   int           `mapstructure:"max_inflight"`   // messages in flight; default 1024
+	Batch         int           `mapstructure:"batch"`          // entries per XREADGROUP
+	Block         time.Duration `mapstructure:"block"`          // XREADGROUP block
+	ClaimIdle     time.Duration `mapstructure:"claim_idle"`     // XAUTOCLAIM min idle; at least 1s
+	ClaimInterval time.Duration `mapstructure:"claim_interval"` // how often to XAUTOCLAIM
+	MaxDeliveries int           `mapstructure:"max_deliveries"` // then DLQ
+	MaxInflight   int           `mapstructure:"max_inflight"`   // messages in flight
 	// ServiceConcurrency caps requests in flight per target service, so one
-	// slow service cannot take every slot; default 64. 0 keeps the default.
+	// slow service cannot take every slot. Default 0: derived, per service,
+	// dispatch.max_conns_per_host per instance it has.
 	ServiceConcurrency int `mapstructure:"service_concurrency"`
 	// ServiceLimits overrides ServiceConcurrency per service name,
-	// e.g. {legacy-billing: 8}. Default none.
+	// e.g. {legacy-billing: 8}; from the environment
+	// GATEWAY_CONSUMER_SERVICE_LIMITS=legacy-billing=8,orders=32. Default none.
 	ServiceLimits   map[string]int `mapstructure:"service_limits"`
 	DLQStream       string         `mapstructure:"dlq_stream"`        // default "gateway:dlq"
-	MaxPayloadBytes int            `mapstructure:"max_payload_bytes"` // default 1 MiB; larger -> DLQ bad_message
-	ReplyMaxLen     int64          `mapstructure:"reply_maxlen"`      // approximate MAXLEN of reply streams; default 10000
+	MaxPayloadBytes int            `mapstructure:"max_payload_bytes"` // larger -> DLQ bad_message
+	ReplyMaxLen     int64          `mapstructure:"reply_maxlen"`      // approximate MAXLEN of reply streams
 }
 
 // Consul says where discovery asks for instances.
 type Consul struct {
-	Address    string `mapstructure:"address"`    // default 127.0.0.1:8500
+	Address    string `mapstructure:"address"`    // default: discovery.Config's (127.0.0.1:8500 there)
 	Token      string `mapstructure:"token"`      // ACL token; prefer GATEWAY_CONSUL_TOKEN
 	Datacenter string `mapstructure:"datacenter"` // default: the agent's
 	Scheme     string `mapstructure:"scheme"`     // http (default) or https
@@ -81,7 +88,8 @@ type Consul struct {
 	// meta (gateway-sub-NAME). Default true.
 	Subscriptions bool `mapstructure:"subscriptions"`
 	// SubscriptionStreams is the allow-list of streams a declaration may
-	// read. Default empty: every stream in consumer.streams.
+	// read; each must be in consumer.streams. Default empty: every stream
+	// in consumer.streams (derived where the gateway is wired).
 	SubscriptionStreams []string `mapstructure:"subscription_streams"`
 }
 
@@ -92,7 +100,7 @@ type Rules struct {
 
 // Admin configures the admin HTTP server.
 type Admin struct {
-	Listen string `mapstructure:"listen"` // default 127.0.0.1:9595
+	Listen string `mapstructure:"listen"` // default: health.Config's
 	Token  string `mapstructure:"token"`  // bearer token; empty = no auth
 }
 
@@ -104,19 +112,20 @@ type Log struct {
 
 // Balancer picks the instance selection policy.
 type Balancer struct {
-	Algorithm string `mapstructure:"algorithm"` // peak_ewma (default)|least_pending|round_robin|random
+	Algorithm string `mapstructure:"algorithm"` // peak_ewma|least_pending|round_robin|random; default: balancer.Config's
 }
 
 // Dispatch configures the HTTP client.
 type Dispatch struct {
-	Timeout         time.Duration `mapstructure:"timeout"`            // per attempt when the route has none; default 5s
-	MaxConnsPerHost int           `mapstructure:"max_conns_per_host"` // default 32
-	// Pipelining sends requests beyond max_conns_per_host on busy
-	// connections (HTTP/1.1 pipelining); false makes them wait for a free
-	// one instead. Default true.
-	Pipelining bool `mapstructure:"pipelining"`
+	// Timeout bounds an attempt of a route without its own timeout; the
+	// router's AttemptTimeout holds its default, derived from claim_idle.
+	Timeout         time.Duration `mapstructure:"timeout"`
+	MaxConnsPerHost int           `mapstructure:"max_conns_per_host"` // default: dispatch.Config's
 }
 
+// defaults sets the defaults this package owns: those of keys no
+// component fills. Every other key is left unset, so Load passes zero and
+// the component's Config fills its documented default (one source each).
 func defaults(v *viper.Viper) {
 	host, _ := os.Hostname()
 	set := map[string]any{
@@ -125,25 +134,38 @@ func defaults(v *viper.Viper) {
 		"redis.tls_cert_file": "", "redis.tls_key_file": "", "redis.tls_server_name": "",
 		"redis.tls_insecure_skip_verify": false,
 		"consumer.streams":               []string{}, "consumer.group": "gateway", "consumer.name": host,
-		"consumer.batch": 128, "consumer.block": time.Second, "consumer.claim_idle": 30 * time.Second,
-		"consumer.claim_interval": time.Duration(0), "consumer.max_deliveries": 5,
-		"consumer.max_inflight": 1024, "consumer.service_concurrency": 64,
 		"consumer.service_limits": map[string]int{},
-		"consumer.dlq_stream":     "gateway:dlq", "consumer.max_payload_bytes": 1 << 20,
-		"consumer.reply_maxlen": 10000,
-		"consul.address":        "127.0.0.1:8500", "consul.token": "", "consul.datacenter": "",
+		"consumer.dlq_stream":     "gateway:dlq",
+		"consul.token":            "", "consul.datacenter": "",
 		"consul.scheme": "http", "consul.tls_ca_file": "", "consul.tls_cert_file": "",
 		"consul.tls_key_file": "", "consul.tls_insecure_skip_verify": false,
 		"consul.subscriptions": true, "consul.subscription_streams": []string{},
-		"rules.path":   "configs/rules.yaml",
-		"admin.listen": "127.0.0.1:9595", "admin.token": "",
-		"log.level": "info", "log.format": "text",
-		"balancer.algorithm": "peak_ewma",
-		"dispatch.timeout":   5 * time.Second, "dispatch.max_conns_per_host": 32,
-		"dispatch.pipelining": true,
+		"rules.path":  "configs/rules.yaml",
+		"admin.token": "",
+		"log.level":   "info", "log.format": "text",
 	}
 	for k, val := range set {
 		v.SetDefault(k, val)
+	}
+}
+
+// bindEnv makes every key of Config known to viper, so that
+// GATEWAY_<SECTION>_<KEY> overrides it even when the key has no default
+// here (viper's Unmarshal only sees keys it knows).
+func bindEnv(v *viper.Viper) {
+	walk(reflect.TypeFor[Config](), "", func(key string) { _ = v.BindEnv(key) })
+}
+
+// walk calls fn with the dotted key of every leaf field of t.
+func walk(t reflect.Type, prefix string, fn func(key string)) {
+	for i := range t.NumField() {
+		f := t.Field(i)
+		key := prefix + f.Tag.Get("mapstructure")
+		if f.Type.Kind() == reflect.Struct {
+			walk(f.Type, key+".", fn)
+			continue
+		}
+		fn(key)
 	}
 }
 
@@ -155,6 +177,7 @@ func Load(file string) (*Config, error) {
 	v.SetEnvPrefix("GATEWAY")
 	v.SetEnvKeyReplacer(strings.NewReplacer(".", "_"))
 	v.AutomaticEnv()
+	bindEnv(v)
 	if file != "" {
 		v.SetConfigFile(file)
 		v.SetConfigType("yaml")
@@ -164,16 +187,41 @@ func Load(file string) (*Config, error) {
 	}
 	var c Config
 	hooks := mapstructure.ComposeDecodeHookFunc(
+		stringToIntMap,
 		mapstructure.StringToTimeDurationHookFunc(),
 		mapstructure.StringToSliceHookFunc(","),
 	)
 	if err := v.UnmarshalExact(&c, viper.DecodeHook(hooks)); err != nil {
 		return nil, fmt.Errorf("config %s: %w", file, err)
 	}
-	if err := c.validate(); err != nil {
+	if err := c.validate(v.IsSet); err != nil {
 		return nil, fmt.Errorf("config %s: %w", file, err)
 	}
 	return &c, nil
+}
+
+// stringToIntMap decodes a map[string]int given as one string, as the
+// environment gives it: "orders=10,payments=20" (whitespace around items
+// ignored; empty string = empty map). Other inputs pass through.
+func stringToIntMap(from, to reflect.Type, data any) (any, error) {
+	if from.Kind() != reflect.String || to != reflect.TypeFor[map[string]int]() {
+		return data, nil
+	}
+	out := map[string]int{}
+	for item := range strings.SplitSeq(data.(string), ",") {
+		item = strings.TrimSpace(item)
+		if item == "" {
+			continue
+		}
+		k, v, ok := strings.Cut(item, "=")
+		k, v = strings.TrimSpace(k), strings.TrimSpace(v)
+		n, err := strconv.Atoi(v)
+		if !ok || k == "" || err != nil {
+			return nil, fmt.Errorf("%q: want NAME=NUMBER items separated by commas (orders=10,payments=20)", item)
+		}
+		out[k] = n
+	}
+	return out, nil
 }
 
 // KeyError is a validation failure of one configuration key.
@@ -184,7 +232,11 @@ type KeyError struct {
 
 func (e *KeyError) Error() string { return e.Key + ": " + e.Reason }
 
-func (c *Config) validate() error {
+// validate checks every key and fills what depends on config alone.
+// isSet tells keys the user set (file or environment) from unset ones, so
+// an explicit 0 can be refused while an unset key stays 0 for its
+// component to fill.
+func (c *Config) validate(isSet func(key string) bool) error {
 	var errs []error
 	bad := func(key, format string, args ...any) {
 		errs = append(errs, &KeyError{Key: key, Reason: fmt.Sprintf(format, args...)})
@@ -228,65 +280,64 @@ func (c *Config) validate() error {
 	if cs.Name == "" {
 		bad("consumer.name", "must not be empty (hostname unknown)")
 	}
+	// Keys filled by a component: 0 is "unset" only when the user did not
+	// write it.
 	positive := []struct {
 		key string
-		n   int
+		n   int64
 	}{
-		{"consumer.batch", cs.Batch}, {"consumer.max_deliveries", cs.MaxDeliveries},
-		{"consumer.max_inflight", cs.MaxInflight}, {"consumer.service_concurrency", cs.ServiceConcurrency},
-		{"consumer.max_payload_bytes", cs.MaxPayloadBytes}, {"dispatch.max_conns_per_host", c.Dispatch.MaxConnsPerHost},
+		{"consumer.batch", int64(cs.Batch)}, {"consumer.max_deliveries", int64(cs.MaxDeliveries)},
+		{"consumer.max_inflight", int64(cs.MaxInflight)},
+		{"consumer.max_payload_bytes", int64(cs.MaxPayloadBytes)}, {"consumer.reply_maxlen", cs.ReplyMaxLen},
+		{"dispatch.max_conns_per_host", int64(c.Dispatch.MaxConnsPerHost)},
+		{"consumer.block", int64(cs.Block)}, {"consumer.claim_interval", int64(cs.ClaimInterval)},
+		{"dispatch.timeout", int64(c.Dispatch.Timeout)},
 	}
 	for _, p := range positive {
-		if p.n <= 0 {
-			bad(p.key, "must be > 0 (got %d)", p.n)
+		if p.n < 0 || (p.n == 0 && isSet(p.key)) {
+			bad(p.key, "must be > 0 (got %s)", show(p.key, p.n))
 		}
+	}
+	if cs.ServiceConcurrency < 0 {
+		bad("consumer.service_concurrency", "must be >= 0 (0: derived from the instances; got %d)", cs.ServiceConcurrency)
 	}
 	for svc, n := range cs.ServiceLimits {
 		if n <= 0 {
 			bad("consumer.service_limits."+svc, "must be > 0 (got %d)", n)
 		}
 	}
-	if cs.Block <= 0 {
-		bad("consumer.block", "must be > 0 (got %s)", cs.Block)
-	}
-	if cs.ClaimIdle < time.Second {
-		bad("consumer.claim_idle", "must be at least 1s (got %s)", cs.ClaimIdle)
-	}
-	if cs.ClaimInterval < 0 {
-		bad("consumer.claim_interval", "must not be negative")
-	}
-	if cs.ClaimInterval == 0 {
-		cs.ClaimInterval = cs.ClaimIdle / 4
+	if cs.ClaimIdle != 0 || isSet("consumer.claim_idle") {
+		if cs.ClaimIdle < time.Second {
+			bad("consumer.claim_idle", "must be at least 1s (got %s)", cs.ClaimIdle)
+		} else if t := c.Dispatch.Timeout; t > 0 && t >= cs.ClaimIdle/2 {
+			// Both set by the user: an entry still being dispatched must
+			// not look idle to XAUTOCLAIM. One set alone derives the other.
+			bad("dispatch.timeout", "%s must be less than half of consumer.claim_idle (%s); raise consumer.claim_idle or lower dispatch.timeout (unset, it is min(5s, claim_idle/3))", t, cs.ClaimIdle)
+		}
 	}
 	if cs.DLQStream == "" {
 		bad("consumer.dlq_stream", "must not be empty")
 	}
-	if c.Dispatch.Timeout <= 0 {
-		bad("dispatch.timeout", "must be > 0 (got %s)", c.Dispatch.Timeout)
-	}
-	if c.Dispatch.Timeout >= cs.ClaimIdle/2 {
-		// A message still being dispatched must not look idle to XAUTOCLAIM.
-		bad("dispatch.timeout", "must be less than half of consumer.claim_idle (%s)", cs.ClaimIdle)
-	}
-	if c.Consul.Address == "" {
+	if c.Consul.Address == "" && isSet("consul.address") {
 		bad("consul.address", "must not be empty")
 	}
 	if c.Consul.Scheme != "http" && c.Consul.Scheme != "https" {
 		bad("consul.scheme", "must be http or https (got %q)", c.Consul.Scheme)
 	}
+	if c.Consul.Scheme == "https" && c.Consul.Address == "" {
+		bad("consul.address", "must be set with consul.scheme https")
+	}
+	// Empty: every consumed stream (the gateway's wiring derives it).
 	c.Consul.SubscriptionStreams = compact(c.Consul.SubscriptionStreams)
 	for _, s := range c.Consul.SubscriptionStreams {
 		if !slices.Contains(cs.Streams, s) {
 			bad("consul.subscription_streams", "stream %q is not in consumer.streams", s)
 		}
 	}
-	if len(c.Consul.SubscriptionStreams) == 0 {
-		c.Consul.SubscriptionStreams = slices.Clone(cs.Streams)
-	}
 	if c.Rules.Path == "" {
 		bad("rules.path", "must not be empty")
 	}
-	if c.Admin.Listen == "" {
+	if c.Admin.Listen == "" && isSet("admin.listen") {
 		bad("admin.listen", "must not be empty")
 	}
 	switch strings.ToLower(c.Log.Level) {
@@ -300,11 +351,20 @@ func (c *Config) validate() error {
 		bad("log.format", "must be text or json (got %q)", c.Log.Format)
 	}
 	switch c.Balancer.Algorithm {
-	case "peak_ewma", "least_pending", "round_robin", "random":
+	case "", "peak_ewma", "least_pending", "round_robin", "random":
 	default:
 		bad("balancer.algorithm", "must be peak_ewma, least_pending, round_robin or random (got %q)", c.Balancer.Algorithm)
 	}
 	return errors.Join(errs...)
+}
+
+// show renders n as the key's type: a duration for duration keys.
+func show(key string, n int64) string {
+	switch key {
+	case "consumer.block", "consumer.claim_interval", "dispatch.timeout":
+		return time.Duration(n).String()
+	}
+	return fmt.Sprint(n)
 }
 
 func compact(in []string) []string {

@@ -78,7 +78,9 @@ func TestSecretsFromEnv(t *testing.T) {
 	if !c.Redis.TLS {
 		t.Error("redis.tls from env = false, want true")
 	}
-	if c.Admin.Listen != "127.0.0.1:9595" {
-		t.Errorf("admin.listen default = %q, want loopback 127.0.0.1:9595", c.Admin.Listen)
+	if c.Admin.Listen != "" {
+		// Unset: the admin server's own default applies, loopback
+		// (health.TestAdminListensOnLoopbackByDefault).
+		t.Errorf("admin.listen unset = %q, want empty (the admin server's default)", c.Admin.Listen)
 	}
 }

@@ -11,8 +11,9 @@ func TestSubscriptionKeys(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !c.Consul.Subscriptions || !slices.Equal(c.Consul.SubscriptionStreams, []string{"orders", "payments"}) {
-		t.Errorf("defaults: consul.subscriptions = %v, consul.subscription_streams = %v; want true and every consumed stream",
+	// An empty allow-list means every consumed stream (derived in the wiring).
+	if !c.Consul.Subscriptions || len(c.Consul.SubscriptionStreams) != 0 {
+		t.Errorf("defaults: consul.subscriptions = %v, consul.subscription_streams = %v; want true and empty",
 			c.Consul.Subscriptions, c.Consul.SubscriptionStreams)
 	}
 	c, err = Load(write(t, "consumer: {streams: [orders, payments]}\nconsul: {subscriptions: false, subscription_streams: [orders]}\n"))

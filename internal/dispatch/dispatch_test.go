@@ -4,6 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -11,6 +15,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/msgroute/gateway/router"
 	"github.com/msgroute/gateway/rules"
 )
 
@@ -46,7 +51,7 @@ func TestDoSendsContractHeaders(t *testing.T) {
 		t.Fatal(err)
 	}
 	m := msg(map[string]string{"payload": `{"a":1}`, "tenant": "acme", "order_id": "7", "correlation_id": "c1"})
-	res, err := d.Do(&Request{Addr: addr, Method: "PUT", Path: "/x?y=1", Route: "r1", Msg: m, Attempt: 2, KeepBody: true})
+	res, err := d.Do(&router.Request{Addr: addr, Method: "PUT", Path: "/x?y=1", Route: "r1", Msg: m, Attempt: 2, KeepBody: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,7 +86,7 @@ func TestDoDropsUnsafeAttributes(t *testing.T) {
 		"tab":            "a\tb",
 		"looooong" + "x": string(make([]byte, 9000)),
 	})
-	res, err := d.Do(&Request{Addr: addr, Method: "POST", Path: "/", Route: "r", Msg: m, Attempt: 1})
+	res, err := d.Do(&router.Request{Addr: addr, Method: "POST", Path: "/", Route: "r", Msg: m, Attempt: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,8 +105,8 @@ func TestDoDropsUnsafeAttributes(t *testing.T) {
 func TestDoRejectsPathsLeavingTheInstance(t *testing.T) {
 	d, _ := New(Config{})
 	for _, p := range []string{"", "orders", "//evil.example/x", "/a b", "/a\r\nHost: x", "/#frag", "http://evil/"} {
-		_, err := d.Do(&Request{Addr: "127.0.0.1:1", Method: "POST", Path: p, Route: "r", Msg: msg(nil), Attempt: 1})
-		if !errors.Is(err, ErrBadPath) {
+		_, err := d.Do(&router.Request{Addr: "127.0.0.1:1", Method: "POST", Path: p, Route: "r", Msg: msg(nil), Attempt: 1})
+		if !errors.Is(err, router.ErrBadPath) {
 			t.Errorf("Do(path %q) error = %v, want ErrBadPath", p, err)
 		}
 	}
@@ -112,7 +117,7 @@ func TestDoTransportErrors(t *testing.T) {
 	ln, _ := net.Listen("tcp", "127.0.0.1:0")
 	addr := ln.Addr().String()
 	ln.Close() // nothing listens: connection refused
-	if _, err := d.Do(&Request{Addr: addr, Method: "POST", Path: "/", Route: "r", Msg: msg(nil), Attempt: 1}); err == nil {
+	if _, err := d.Do(&router.Request{Addr: addr, Method: "POST", Path: "/", Route: "r", Msg: msg(nil), Attempt: 1}); err == nil {
 		t.Error("refused connection gave no error")
 	}
 	// A server that accepts and never answers: timeout.
@@ -128,7 +133,7 @@ func TestDoTransportErrors(t *testing.T) {
 		}
 	}()
 	start := time.Now()
-	_, err := d.Do(&Request{Addr: hang.Addr().String(), Method: "POST", Path: "/", Route: "r", Msg: msg(nil), Attempt: 1})
+	_, err := d.Do(&router.Request{Addr: hang.Addr().String(), Method: "POST", Path: "/", Route: "r", Msg: msg(nil), Attempt: 1})
 	if !errors.Is(err, fasthttp.ErrTimeout) {
 		t.Errorf("hanging server error = %v, want timeout", err)
 	}
@@ -139,14 +144,14 @@ func TestDoTransportErrors(t *testing.T) {
 
 func BenchmarkBuild(b *testing.B) {
 	m := msg(map[string]string{"payload": `{"id":1,"total":10}`, "type": "order.created", "tenant": "acme"})
-	r := &Request{Addr: "127.0.0.1:8080", Method: "POST", Path: "/orders", Route: "orders", Msg: m, Attempt: 1}
+	r := &router.Request{Addr: "127.0.0.1:8080", Method: "POST", Path: "/orders", Route: "orders", Msg: m, Attempt: 1}
 	b.ReportAllocs()
-	var buf []byte
 	for b.Loop() {
-		var err error
-		if buf, _, err = build(buf[:0], r); err != nil {
+		req := fasthttp.AcquireRequest()
+		if _, err := build(req, r); err != nil {
 			b.Fatal(err)
 		}
+		fasthttp.ReleaseRequest(req)
 	}
 }
 
@@ -155,8 +160,7 @@ func BenchmarkBuild(b *testing.B) {
 func BenchmarkDo(b *testing.B) { benchDo(b, Config{}, 4) }
 
 // BenchmarkDoAtCap is BenchmarkDo with 64 concurrent callers and 2
-// connections allowed: 62 requests are always beyond the cap (pipelined;
-// before, waiting for a free connection).
+// connections allowed: 62 requests always wait for a free connection.
 func BenchmarkDoAtCap(b *testing.B) { benchDo(b, Config{MaxConnsPerHost: 2}, 32) }
 
 // benchDo runs parallelism x GOMAXPROCS callers of Do with cfg.
@@ -176,7 +180,7 @@ func benchDo(b *testing.B, cfg Config, parallelism int) {
 	b.ReportAllocs()
 	b.SetParallelism(parallelism)
 	b.RunParallel(func(pb *testing.PB) {
-		r := &Request{Addr: ln.Addr().String(), Method: "POST", Path: "/orders", Route: "orders", Msg: m, Attempt: 1}
+		r := &router.Request{Addr: ln.Addr().String(), Method: "POST", Path: "/orders", Route: "orders", Msg: m, Attempt: 1}
 		for pb.Next() {
 			if res, err := d.Do(r); err != nil || res.Status != 200 {
 				b.Fatal(res, err)
@@ -186,8 +190,8 @@ func benchDo(b *testing.B, cfg Config, parallelism int) {
 }
 
 // TestDoBoundsConnectionsPerInstance: more concurrent attempts than
-// MaxConnsPerHost share that many connections (the rest are pipelined on
-// them) instead of dialing more, and all of them succeed.
+// MaxConnsPerHost share that many connections (the rest wait for one)
+// instead of dialing more, and all of them succeed.
 func TestDoBoundsConnectionsPerInstance(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -221,7 +225,7 @@ func TestDoBoundsConnectionsPerInstance(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			r := &Request{Addr: ln.Addr().String(), Method: "POST", Path: "/", Route: "r", Msg: m, Attempt: 1}
+			r := &router.Request{Addr: ln.Addr().String(), Method: "POST", Path: "/", Route: "r", Msg: m, Attempt: 1}
 			if res, err := d.Do(r); err != nil || res.Status != 200 {
 				errs <- fmt.Errorf("status %d, err %v", res.Status, err)
 			}
@@ -234,5 +238,25 @@ func TestDoBoundsConnectionsPerInstance(t *testing.T) {
 	}
 	if c, p := conns.Load(), peak.Load(); c > 4 || p > 4 {
 		t.Errorf("%d connections, %d requests at once; want at most 4 of each", c, p)
+	}
+}
+
+// TestSendRefusesOnlyWhatCheckRefuses: the dispatcher and rule loading
+// (`gateway check`) judge a route's path with one validator, so a path
+// refused at send time never passes check (before, "//host/x" and "/a#b"
+// passed check and then dead-lettered every message).
+func TestSendRefusesOnlyWhatCheckRefuses(t *testing.T) {
+	d, _ := New(Config{Timeout: 50 * time.Millisecond})
+	for _, p := range []string{"/ok", "/x?y=1", "//evil.example/x", "/a#frag", "/a b", "/a\x7f", "/" + strings.Repeat("p", 9000), "orders"} {
+		file := filepath.Join(t.TempDir(), "rules.yaml")
+		body := "routes:\n  - name: r\n    match: 'true'\n    service: s\n    path: " + strconv.Quote(p) + "\n"
+		if err := os.WriteFile(file, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		_, checkErr := rules.Load(file)
+		_, sendErr := d.Do(&router.Request{Addr: "127.0.0.1:1", Method: "POST", Path: p, Route: "r", Msg: msg(nil), Attempt: 1})
+		if refused := errors.Is(sendErr, router.ErrBadPath); refused != (checkErr != nil) {
+			t.Errorf("path %.40q: refused at send = %v, check error = %v", p, refused, checkErr)
+		}
 	}
 }

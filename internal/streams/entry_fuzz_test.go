@@ -55,7 +55,8 @@ func FuzzEntryDecoding(f *testing.F) {
 		attrs := 0
 		for k, v := range e.Fields {
 			switch k {
-			case rules.FieldPayload, rules.FieldContentType, rules.FieldCorrelationID, rules.FieldReplyTo:
+			case rules.FieldPayload, rules.FieldContentType, rules.FieldCorrelationID, rules.FieldReplyTo,
+				rules.FieldReplayOf, rules.FieldReplayStream, rules.FieldReplayRoute:
 				if _, ok := m.Headers[k]; ok {
 					t.Fatalf("NewMessage: reserved field %q became an attribute", k)
 				}

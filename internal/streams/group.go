@@ -8,26 +8,16 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/msgroute/gateway/router"
 )
 
-// Entry is one stream entry handed to the pipeline.
-type Entry struct {
-	Stream string
-	ID     string
-	Fields map[string]string
-	// Deliveries is Redis's delivery counter for this entry in the group,
-	// 1 on first delivery.
-	Deliveries int64
-	// Redelivered is set on entries that were pending before this read
-	// (claimed, or re-read from this consumer's backlog): they may have
-	// been worked on already. Deliveries alone cannot tell, because a
-	// wait for capacity or instances sets the counter back.
-	Redelivered bool
-}
+// Entry is the router's stream entry, which this adapter fills.
+type Entry = router.Entry
 
-// ErrNoGroup means the stream or its consumer group does not exist (any
-// more); EnsureGroup re-creates it.
-var ErrNoGroup = errors.New("consumer group missing")
+// ErrNoGroup is router.ErrNoGroup: the stream or its consumer group does
+// not exist (any more); EnsureGroup re-creates it.
+var ErrNoGroup = router.ErrNoGroup
 
 // Group is one consumer (Name) of one consumer group across streams. Safe
 // for concurrent use.
@@ -119,23 +109,32 @@ func (g *Group) Claim(ctx context.Context, stream, start string, minIdle time.Du
 	return out, next, nil
 }
 
-// fillDeliveries reads Redis's delivery counters of entries (all of one
-// stream, pending for this consumer) with one XPENDING range query.
+// fillDeliveries reads Redis's delivery counter of each of entries (all of
+// one stream) with one XPENDING per entry, pipelined in one round trip.
+// A single range query over the entries' IDs cannot do it: the range also
+// holds this consumer's other pending entries (a backlog waiting for a
+// capped service, messages in flight), any number of them, so a bounded
+// COUNT misses the end of the batch. XAUTOCLAIM has already counted this
+// delivery, so the counter read here is the current delivery's number.
 func (g *Group) fillDeliveries(ctx context.Context, stream string, entries []Entry) error {
-	pend, err := g.rdb.XPendingExt(ctx, &redis.XPendingExtArgs{
-		Stream: stream, Group: g.group, Start: entries[0].ID, End: entries[len(entries)-1].ID,
-		Count: int64(len(entries)) + 16, Consumer: g.name,
-	}).Result()
+	cmds := make([]*redis.XPendingExtCmd, len(entries))
+	_, err := g.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i := range entries {
+			id := entries[i].ID
+			cmds[i] = p.XPendingExt(ctx, &redis.XPendingExtArgs{
+				Stream: stream, Group: g.group, Start: id, End: id, Count: 1,
+			})
+		}
+		return nil
+	})
 	if err != nil {
 		return fmt.Errorf("xpending %s: %w", stream, err)
 	}
-	counts := make(map[string]int64, len(pend))
-	for _, p := range pend {
-		counts[p.ID] = p.RetryCount
-	}
-	for i := range entries {
-		if n, ok := counts[entries[i].ID]; ok && n > 0 {
-			entries[i].Deliveries = n
+	for i, cmd := range cmds {
+		// An entry acked or deleted meanwhile has no pending record: it
+		// keeps the count it came with (at least 1).
+		if pend := cmd.Val(); len(pend) == 1 && pend[0].RetryCount > 0 {
+			entries[i].Deliveries = pend[0].RetryCount
 		} else if entries[i].Deliveries == 0 {
 			entries[i].Deliveries = 1
 		}

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/msgroute/gateway/rules"
 )
 
 // ReplayConfig selects dead letters to move back.
@@ -28,6 +30,13 @@ type ReplayResult struct {
 // re-adds the original fields (every field but dlq_*) and deletes the DLQ
 // entry only after that XADD succeeded, so a failure loses nothing (at
 // worst an entry is replayed twice if the XDEL fails after the XADD).
+//
+// Each replay also carries the reserved fields the router honours:
+// gateway_replay_of and gateway_replay_stream (the original entry, kept
+// through further replays), so the replay keeps the original's
+// Idempotency-Key and X-Message-Id, and gateway_replay_route (dlq_route), so
+// it goes only to the route that dead-lettered it (every route it matches
+// when dlq_route is empty, as for no_route).
 func Replay(ctx context.Context, rdb redis.UniversalClient, cfg ReplayConfig) (ReplayResult, error) {
 	var res ReplayResult
 	if cfg.DLQ == "" {
@@ -90,16 +99,24 @@ func original(m redis.XMessage, cfg ReplayConfig) (string, []string, bool) {
 	if target == "" {
 		return "", nil, false
 	}
-	fields := make([]string, 0, 2*len(m.Values))
-	for k, v := range m.Values {
-		if strings.HasPrefix(k, "dlq_") {
+	str := func(k string) string { s, _ := m.Values[k].(string); return s }
+	fields := make([]string, 0, 2*len(m.Values)+6)
+	for k := range m.Values {
+		if strings.HasPrefix(k, "dlq_") || k == rules.FieldReplayRoute ||
+			(k == rules.FieldReplayOf || k == rules.FieldReplayStream) && str(rules.FieldReplayOf) == "" {
 			continue
 		}
-		s, _ := v.(string)
-		fields = append(fields, k, s)
+		fields = append(fields, k, str(k))
 	}
 	if len(fields) == 0 {
 		return "", nil, false
+	}
+	if str(rules.FieldReplayOf) == "" && str("dlq_id") != "" {
+		// First replay: the dead letter's entry is the original.
+		fields = append(fields, rules.FieldReplayOf, str("dlq_id"), rules.FieldReplayStream, str("dlq_stream"))
+	}
+	if route := str("dlq_route"); route != "" {
+		fields = append(fields, rules.FieldReplayRoute, route)
 	}
 	return target, fields, true
 }
