@@ -2,6 +2,7 @@ package discovery
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"slices"
@@ -89,5 +90,83 @@ func TestDeclarationKey(t *testing.T) {
 	got := declarations(map[string]string{"gateway-sub-b": "2", "weight": "1", "gateway-sub-a": "1", "gateway-subx": "3"})
 	if len(got) != 2 || got[0].Name != "a" || got[1].Name != "b" || got[1].Value != "2" {
 		t.Errorf("declarations = %+v, want a and b sorted", got)
+	}
+}
+
+// fakeCatalog answers from a script; with nothing left it blocks until
+// the query's context ends.
+type fakeCatalog struct {
+	mu      sync.Mutex
+	replies []fakeCatalogReply
+	filters []string
+}
+
+type fakeCatalogReply struct {
+	services map[string][]string
+	index    uint64
+	err      error
+}
+
+func (f *fakeCatalog) Services(q *api.QueryOptions) (map[string][]string, *api.QueryMeta, error) {
+	f.mu.Lock()
+	f.filters = append(f.filters, q.Filter)
+	if len(f.replies) > 0 {
+		r := f.replies[0]
+		f.replies = f.replies[1:]
+		f.mu.Unlock()
+		return r.services, &api.QueryMeta{LastIndex: r.index}, r.err
+	}
+	f.mu.Unlock()
+	<-q.Context().Done()
+	return nil, nil, q.Context().Err()
+}
+
+// TestCatalogKeepsListThroughErrors: a failed query changes nothing (the
+// last list stays, no callback), the watch retries with backoff, and only
+// a different list is reported again.
+func TestCatalogKeepsListThroughErrors(t *testing.T) {
+	fc := &fakeCatalog{replies: []fakeCatalogReply{
+		{services: map[string][]string{"b": nil, "a": nil}, index: 5},
+		{err: errors.New("connection refused")},
+		{err: errors.New("connection refused")},
+		{services: map[string][]string{"a": nil, "b": nil}, index: 6},
+		{services: map[string][]string{"a": nil}, index: 7},
+	}}
+	var mu sync.Mutex
+	var got [][]string
+	cfg, err := Config{MinInterval: time.Millisecond, BackoffMin: time.Millisecond, BackoffMax: 2 * time.Millisecond,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}.withDefaults()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := newCatalog(cfg, fc, func(s []string) {
+		mu.Lock()
+		got = append(got, s)
+		mu.Unlock()
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+	waitFor(t, 5*time.Second, "five answers", func() bool {
+		fc.mu.Lock()
+		defer fc.mu.Unlock()
+		return len(fc.replies) == 0
+	})
+	waitFor(t, 5*time.Second, "the last list", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(got) == 2
+	})
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("Run = %v", err)
+	}
+	if !slices.Equal(got[0], []string{"a", "b"}) || !slices.Equal(got[1], []string{"a"}) {
+		t.Errorf("onChange calls = %v, want [a b] then [a]", got)
+	}
+	for _, f := range fc.filters {
+		if f != DeclarationFilter {
+			t.Errorf("query filter = %q, want %q", f, DeclarationFilter)
+		}
 	}
 }
