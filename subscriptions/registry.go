@@ -134,8 +134,7 @@ func (r *Registry) SetCatalog(services []string) {
 func (r *Registry) forgetUnwatched() bool {
 	changed := false
 	for svc := range r.declared {
-		_, listed := slices.BinarySearch(r.catalog, svc)
-		if !listed && !slices.Contains(r.file.Services(), svc) {
+		if !r.watched(svc) {
 			delete(r.declared, svc)
 			changed = true
 		}
@@ -143,9 +142,18 @@ func (r *Registry) forgetUnwatched() bool {
 	return changed
 }
 
+// watched reports whether discovery follows service: it is in the catalog
+// or the file rules name it. Caller holds mu.
+func (r *Registry) watched(service string) bool {
+	_, listed := slices.BinarySearch(r.catalog, service)
+	return listed || slices.Contains(r.file.Services(), service)
+}
+
 // Update records a service's healthy instances (a discovery snapshot) and
-// republishes when the declarations among them changed. instances is not
-// modified or retained beyond its elements.
+// republishes when the declarations among them changed. A service neither
+// in the catalog nor named by the file rules is ignored (discovery no
+// longer watches it). instances is not modified or retained beyond its
+// elements.
 func (r *Registry) Update(service string, instances []discovery.Instance) {
 	var decl []discovery.Instance
 	for _, in := range instances {
@@ -155,6 +163,11 @@ func (r *Registry) Update(service string, instances []discovery.Instance) {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if !r.watched(service) {
+		// A late answer of a watch just stopped (the service left the
+		// catalog): forgetUnwatched already dropped it, keep it dropped.
+		return
+	}
 	if sameDeclarations(r.declared[service], decl) {
 		return
 	}
@@ -246,7 +259,7 @@ func (r *Registry) compose() {
 		}
 		status = append(status, st)
 	}
-	r.logChanges(next)
+	r.logChanges(status)
 	r.cache = next
 	// Publish before the status shows the change: once /rules lists a
 	// subscription, messages read from then on are matched against it.
@@ -267,24 +280,30 @@ func (r *Registry) fileRoute(name string) *rules.Route {
 	return nil
 }
 
-// logChanges logs subscriptions that appeared, became invalid or went
-// away since the last composition: once per change, never per poll.
-func (r *Registry) logChanges(next map[variantID]*variant) {
-	for id, v := range next {
-		if r.cache[id] != nil {
-			continue
-		}
-		if v.err != nil {
-			r.cfg.Logger.Warn("subscription declaration rejected", "service", v.service, "route", v.service+"/"+v.name,
-				"key", v.key, "err", v.err)
-		} else {
-			r.cfg.Logger.Info("subscription active", "service", v.service, "route", v.service+"/"+v.name, "key", v.key)
+// logChanges logs each subscription that appeared, changed state (or
+// error) or went away since the last composition: once per change, never
+// per Consul answer.
+func (r *Registry) logChanges(next []Status) {
+	prev := map[variantID]Status{}
+	for _, st := range *r.status.Load() {
+		prev[variantID{st.Service, st.Key}] = st
+	}
+	for _, st := range next {
+		id := variantID{st.Service, st.Key}
+		old, seen := prev[id]
+		delete(prev, id)
+		switch {
+		case seen && old.State == st.State && old.Error == st.Error:
+		case st.State == StateInvalid:
+			r.cfg.Logger.Warn("subscription declaration rejected", "service", st.Service, "route", st.Route,
+				"key", st.Key, "instances", st.Instances, "err", st.Error)
+		default:
+			r.cfg.Logger.Info("subscription active", "service", st.Service, "route", st.Route,
+				"key", st.Key, "instances", st.Instances)
 		}
 	}
-	for id, v := range r.cache {
-		if next[id] == nil {
-			r.cfg.Logger.Info("subscription removed", "service", v.service, "route", v.service+"/"+v.name, "key", v.key)
-		}
+	for _, st := range prev {
+		r.cfg.Logger.Info("subscription removed", "service", st.Service, "route", st.Route, "key", st.Key)
 	}
 }
 

@@ -38,6 +38,7 @@ routes:
 		Watch:   func(s []string) { f.watched = s },
 		Count:   func(a, i int) { f.active, f.invalid = a, i },
 	})
+	f.r.SetCatalog([]string{"audit", "billing"})
 	return f
 }
 
@@ -204,6 +205,17 @@ func TestRegistryNameTakenByFileRoute(t *testing.T) {
 	if st[0].State != StateInvalid || !strings.Contains(st[0].Error, `route name "audit/x" is taken by the rules file route at r.yaml:2`) {
 		t.Errorf("status = %+v", st[0])
 	}
+	if n := strings.Count(f.log.String(), "subscription declaration rejected"); n != 1 {
+		t.Errorf("logged %d rejections, want 1: %s", n, f.log.String())
+	}
+	// The file route goes away: the declaration becomes active (logged once).
+	f.r.SetRules(emptySet(t))
+	if got := subNames(f.last()); !slices.Equal(got, []string{"audit/x", "audit/y"}) {
+		t.Errorf("active = %v, want [audit/x audit/y]", got)
+	}
+	if n := strings.Count(f.log.String(), `msg="subscription active" service=audit route=audit/x`); n != 1 {
+		t.Errorf("logged audit/x active %d times, want 1: %s", n, f.log.String())
+	}
 }
 
 func emptySet(t *testing.T) *rules.Set {
@@ -213,4 +225,15 @@ func emptySet(t *testing.T) *rules.Set {
 		t.Fatal(err)
 	}
 	return s
+}
+
+func TestRegistryIgnoresUnwatchedServices(t *testing.T) {
+	f := newFixture(t, nil)
+	f.r.SetCatalog([]string{"billing"})
+	n := len(f.sets)
+	// A late answer of audit's stopped watch.
+	f.r.Update("audit", []discovery.Instance{inst("a", "x", `{"stream":"orders","match":"true"}`)})
+	if len(f.sets) != n || len(f.r.Status()) != 0 {
+		t.Errorf("an unwatched service's snapshot was published: %v", f.r.Status())
+	}
 }
