@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -32,6 +34,7 @@ func registered(addr string, file *rules.Set, streams []string, passingOnly bool
 	set := file
 	reg := subscriptions.New(subscriptions.Config{Streams: streams, Logger: discard}, file,
 		subscriptions.Deps{Publish: func(s *rules.Set) { set = s }})
+	reg.SetCatalog(slices.Sorted(maps.Keys(insts)))
 	for svc, in := range insts {
 		reg.Update(svc, in)
 	}
