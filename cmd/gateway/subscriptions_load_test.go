@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -50,6 +51,13 @@ func (h *harness) arrivals(service, id string) *arrivals {
 	return a
 }
 
+// idMillis is the millisecond part of a stream entry ID.
+func idMillis(id string) int64 {
+	ms, _, _ := strings.Cut(id, "-")
+	n, _ := strconv.ParseInt(ms, 10, 64)
+	return n
+}
+
 func (a *arrivals) distinct() int {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -61,7 +69,11 @@ func (a *arrivals) distinct() int {
 // deregistering and by re-registering without it). Nothing is lost: the
 // file route receives every message, nothing is dead-lettered, everything
 // is acked. Every message the gateway read while the subscription was
-// active reaches the subscriber, and none read while it was gone does.
+// active (and that was settled before it was removed) reaches the
+// subscriber, and none read while it was gone does. A copy that failed
+// transiently is sent again on the message's redelivery only if the
+// subscription still exists then, so each removal waits until what was
+// read before it is settled.
 // "Read while active" is decided without looking inside the gateway: a
 // message is read after it was published and before the file route's
 // copy arrived, and both routes are matched in that one read.
@@ -80,7 +92,7 @@ default:
 	auditBackend := &backend{name: "audit", id: "audit-1", addr: sub.addr}
 	h.start([]string{"orders"}, "")
 
-	// Producer: 10 messages every 10 ms.
+	// Producer: 1000 msg/s, every 10 ms what is due (10 when on time).
 	type batch struct {
 		ids        []string
 		start, end time.Time
@@ -96,6 +108,7 @@ default:
 		tick := time.NewTicker(10 * time.Millisecond)
 		defer tick.Stop()
 		ctx := context.Background()
+		began := time.Now()
 		for seq := 0; ; {
 			select {
 			case <-stop:
@@ -103,8 +116,12 @@ default:
 			case <-tick.C:
 			}
 			start := time.Now()
+			due := min(int(start.Sub(began).Milliseconds())-seq, 100)
+			if due <= 0 {
+				continue
+			}
 			pipe := h.rdb.Pipeline()
-			cmds := make([]*redis.StringCmd, 10)
+			cmds := make([]*redis.StringCmd, due)
 			for i := range cmds {
 				seq++
 				cmds[i] = pipe.XAdd(ctx, &redis.XAddArgs{Stream: "orders", Values: []string{"type", "load", "payload", fmt.Sprintf(`{"seq":%d}`, seq)}})
@@ -147,8 +164,21 @@ default:
 			}
 			return nil
 		})
-		removeAt := time.Now()
-		active = append(active, window{activeFrom, removeAt})
+		// A copy that failed transiently is sent again on the message's
+		// redelivery, if the subscription still exists then: wait until
+		// everything read so far is settled before removing it.
+		settledBy := time.Now()
+		h.waitFor("messages read while active settled", 30*time.Second, func() error {
+			p, err := h.rdb.XPending(context.Background(), "orders", "gateway").Result()
+			if err != nil {
+				return err
+			}
+			if p.Count > 0 && idMillis(p.Lower) <= settledBy.UnixMilli() {
+				return fmt.Errorf("oldest pending %s", p.Lower)
+			}
+			return nil
+		})
+		active = append(active, window{activeFrom, settledBy})
 		var err error
 		if i%2 == 0 {
 			err = h.capi.Agent().ServiceDeregister("audit-1")
@@ -236,6 +266,12 @@ default:
 	t.Logf("%d cycles, %d messages at %.0f msg/s: %d read while active (%d not delivered), %d while inactive (%d delivered), %d during a change; %d duplicate deliveries",
 		cycles, total, float64(total)/batches[len(batches)-1].end.Sub(batches[0].start).Seconds(),
 		whileActive, missed, whileInactive, wrong, transition, dups)
+	if missed > 0 || wrong > 0 {
+		for _, o := range []string{"delivered", "transient", "permanent", "no_instance"} {
+			t.Logf("gateway_dispatch_total{service=audit,outcome=%s} = %s", o,
+				h.metric(`gateway_dispatch_total{outcome="`+o+`",service="audit"}`))
+		}
+	}
 	if whileActive < cycles*200 || whileInactive < cycles*200 {
 		t.Errorf("too few messages inside the windows (%d active, %d inactive): the test did not exercise the cycles", whileActive, whileInactive)
 	}
