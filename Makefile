@@ -10,7 +10,7 @@ COMMIT ?= $(shell git rev-parse --short HEAD 2>/dev/null)
 LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 export PATH := $(CURDIR)/.tools/bin:$(PATH)
 
-.PHONY: all setup build test test-short demo bench fuzz lint clean
+.PHONY: all setup build test test-short demo bench fuzz lint clean screenshot
 
 all: build
 
@@ -31,6 +31,12 @@ test: setup
 
 demo: setup build
 	@scripts/demo.sh
+
+# docs/status.png (README): the status page in headless Chromium, taken by
+# TestStatusPageLive against a real gateway, Redis, Consul and services.
+screenshot: setup
+	@mkdir -p docs
+	GATEWAY_SCREENSHOT=$(CURDIR)/docs/status.png $(GO) test -count=1 -run '^TestStatusPageLive$$' ./cmd/gateway
 
 bench: setup build
 	$(GO) run ./bench -scenario all

@@ -70,5 +70,39 @@ func oneLine(r result) string {
 	if r.Lost > 0 || r.Duplicates > 0 || r.DLQ > 0 || r.Pending > 0 {
 		fmt.Fprintf(&b, " | lost %d dup %d dlq %d pending %d", r.Lost, r.Duplicates, r.DLQ, r.Pending)
 	}
+	if len(r.StageMeanUs) > 0 {
+		b.WriteString("\n  stages (mean us):")
+		for _, st := range gatewayStages {
+			if v, ok := r.StageMeanUs[st]; ok {
+				fmt.Fprintf(&b, " %s %.1f", st, v)
+			}
+		}
+	}
 	return b.String()
+}
+
+// gatewayStages are gateway_stage_seconds's stages in pipeline order.
+var gatewayStages = []string{"read", "match", "wait_slot", "handoff", "dispatch", "settle", "ack"}
+
+// stageMeans scrapes the gateway's mean time per stage, in µs; nil when
+// the gateway exports none (an older build).
+func stageMeans(admin string) map[string]float64 {
+	var want []string
+	for _, st := range gatewayStages {
+		want = append(want, `gateway_stage_seconds_sum{stage="`+st+`"}`, `gateway_stage_seconds_count{stage="`+st+`"}`)
+	}
+	m, err := scrapeMetrics(admin, want...)
+	if err != nil {
+		return nil
+	}
+	out := map[string]float64{}
+	for _, st := range gatewayStages {
+		if n := m[`gateway_stage_seconds_count{stage="`+st+`"}`]; n > 0 {
+			out[st] = 1e6 * m[`gateway_stage_seconds_sum{stage="`+st+`"}`] / n
+		}
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	return out
 }

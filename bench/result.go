@@ -18,6 +18,10 @@ type runSpec struct {
 	// ReloadEvery > 0 rewrites the rules file at that period during the run.
 	ReloadEvery time.Duration
 	Timeout     time.Duration
+	// Env holds extra GATEWAY_* settings for this run's gateway.
+	Env []string
+	// SampleRedis > 0 records XLEN and used_memory at that period.
+	SampleRedis time.Duration
 }
 
 // result is what a run measured. Every number comes from this run.
@@ -64,8 +68,16 @@ type result struct {
 	Reloads      int     `json:"rules_writes,omitempty"`
 	ReloadsSeen  float64 `json:"reloads_ok_metric,omitempty"` // gateway_rules_reloads_total{result="success"}
 	ReloadErrors float64 `json:"reloads_failed_metric,omitempty"`
+	// StageMeanUs is the gateway's mean time per stage (gateway_stage_seconds):
+	// read and ack per batch, the others per sampled message.
+	StageMeanUs map[string]float64 `json:"stage_mean_us,omitempty"`
 
 	PerInstance []instanceShare `json:"per_instance"`
+
+	// With runSpec.SampleRedis: the stream's length and Redis's memory
+	// over the run, and used_memory before it.
+	RedisSamples        []redisSample `json:"redis_samples,omitempty"`
+	UsedMemoryBeforeMiB float64       `json:"used_memory_before_mib,omitempty"`
 }
 
 type instanceShare struct {

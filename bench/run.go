@@ -63,6 +63,10 @@ func (h *harness) run(ctx context.Context, spec runSpec) (result, error) {
 			return result{}, err
 		}
 	}
+	var sampler *redisSampler
+	if spec.SampleRedis > 0 {
+		sampler = startRedisSampler(ctx, h.rdb, stream, spec.SampleRedis)
+	}
 	prod := &producer{rdb: h.rdb, stream: stream, total: spec.Messages, routes: max(spec.Routes, 1), realistic: spec.Realistic, rate: spec.Rate, batch: 256, tick: h.tick}
 	runCtx, cancel := context.WithTimeout(ctx, spec.Timeout)
 	defer cancel()
@@ -84,6 +88,9 @@ func (h *harness) run(ctx context.Context, spec runSpec) (result, error) {
 	}
 
 	res := h.collect(spec, rec, prod, before, after, completed)
+	if sampler != nil {
+		res.RedisSamples, res.UsedMemoryBeforeMiB = sampler.finish(ctx), sampler.baseline
+	}
 	if h.dumpLatency {
 		path := filepath.Join(h.outDir, id+"."+t.p.name+".lat")
 		if err := rec.dump(path); err != nil {
@@ -127,7 +134,8 @@ func (h *harness) startTarget(ctx context.Context, spec runSpec, dir, stream, dl
 			return target{}, err
 		}
 		t := target{admin: fmt.Sprintf("127.0.0.1:%d", port)}
-		t.p, err = startGateway(ctx, h.gatewayBin, dir, h.gatewayEnv, gatewayConfig{
+		env := append(append([]string(nil), h.gatewayEnv...), spec.Env...)
+		t.p, err = startGateway(ctx, h.gatewayBin, dir, env, gatewayConfig{
 			RedisAddr: h.env.RedisAddr, Stream: stream, Group: spec.Target, Consumer: "bench-1",
 			Batch: h.batch, MaxInflight: h.inflight, DLQStream: dlq, ConsulAddr: h.env.ConsulAddr,
 			RulesPath: rulesPath, AdminListen: t.admin, Algorithm: spec.Algorithm, Mode: h.gwConfig,
@@ -161,6 +169,7 @@ func (h *harness) finish(ctx context.Context, res *result, t target, id, stream,
 		if m, err := scrapeMetrics(t.admin, ok, failed); err == nil {
 			res.ReloadsSeen, res.ReloadErrors = m[ok], m[failed]
 		}
+		res.StageMeanUs = stageMeans(t.admin)
 	}
 	if last, err := readProcStat(t.p.Pid()); err == nil {
 		res.PeakRSSMiB = float64(last.HWM) / (1 << 20)

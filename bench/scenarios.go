@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/msgroute/gateway/internal/backend"
 )
@@ -22,6 +23,7 @@ var scenarios = map[string]scenario{
 	"slow":       slowScenario,
 	"rules":      rulesScenario,
 	"reload":     reloadScenario,
+	"retention":  retentionScenario,
 }
 
 func scenarioNames() []string {
@@ -204,6 +206,32 @@ func reloadScenario(ctx context.Context, h *harness, o options) ([]result, error
 	}
 	r, err := h.run(ctx, runSpec{Name: "gateway/reloading", Target: "gateway", Fleet: f, Rate: rate, Messages: n, Routes: o.routes, ReloadEvery: o.reloadEvery, Timeout: o.timeout})
 	return collectOK(out, r, err)
+}
+
+// retentionScenario runs the gateway open-loop at -rate (10000/s) for
+// -duration twice, with consumer.retention off and acked, sampling the
+// stream's XLEN and Redis's used_memory every second.
+func retentionScenario(ctx context.Context, h *harness, o options) ([]result, error) {
+	if h.gatewayBin == "" {
+		return nil, errNoGateway
+	}
+	f, err := h.uniformFleet(ctx, o)
+	if err != nil {
+		return nil, err
+	}
+	rate := orDefault(o.rate, 10000)
+	n := int(rate * o.duration.Seconds())
+	var out []result
+	for _, mode := range []string{"off", "acked"} {
+		r, err := h.run(ctx, runSpec{Name: "gateway/retention-" + mode, Target: "gateway", Fleet: f, Rate: rate,
+			Messages: n, Routes: o.routes, Timeout: o.timeout, SampleRedis: time.Second,
+			Env: []string{"GATEWAY_CONSUMER_RETENTION=" + mode}})
+		if out, err = collectOK(out, r, err); err != nil {
+			return out, err
+		}
+		printRedisSamples(h.log, r.Name, r.UsedMemoryBeforeMiB, r.RedisSamples)
+	}
+	return out, nil
 }
 
 func collectOK(out []result, r result, err error) ([]result, error) {

@@ -1,4 +1,5 @@
 // Package health is the admin HTTP server: /healthz, /readyz, /metrics,
-// /rules, /instances and POST /explain. It reports state through the
-// functions it is given and never makes routing decisions.
+// /rules, /instances, /deadletters, POST /explain, and the live status page
+// at GET / (embedded assets that poll those endpoints). It reports state
+// through the functions it is given and never makes routing decisions.
 package health

@@ -28,7 +28,8 @@ type Check struct {
 type Config struct {
 	Listen string // default 127.0.0.1:9595
 	// Token, when set, is required as "Authorization: Bearer TOKEN" on every
-	// endpoint but /healthz and /readyz.
+	// endpoint but /healthz, /readyz and the status page's shell (GET / and
+	// /assets/*, which hold no data).
 	Token  string
 	Logger *slog.Logger // default slog.Default()
 }
@@ -40,8 +41,13 @@ type Sources struct {
 	Checks    []Check
 	Rules     func() any
 	Instances func() any
+	// Streams answers GET /streams: {"streams": Streams()}.
+	Streams func() any
 	// Explain dry-runs a message against the live rule set.
 	Explain func(stream string, fields map[string]string) (any, error)
+	// DeadLetters returns up to limit dead-letter entries, newest first,
+	// for GET /deadletters (a JSON array; must not be nil).
+	DeadLetters func(ctx context.Context, limit int) (any, error)
 }
 
 // Server is the admin HTTP server.
@@ -105,6 +111,9 @@ func (s *Server) handle(c *fasthttp.RequestCtx) {
 		s.readyz(c)
 		return
 	}
+	if statusAsset(c, path) { // the status page's shell holds no data
+		return
+	}
 	if !s.authorized(c) {
 		c.Response.Header.Set("WWW-Authenticate", `Bearer realm="gateway-admin"`)
 		writeJSON(c, fasthttp.StatusUnauthorized, map[string]string{"error": "unauthorized"})
@@ -117,8 +126,12 @@ func (s *Server) handle(c *fasthttp.RequestCtx) {
 		writeJSON(c, 200, s.src.Rules())
 	case path == "/instances" && s.src.Instances != nil:
 		writeJSON(c, 200, s.src.Instances())
+	case path == "/streams" && s.src.Streams != nil:
+		writeJSON(c, 200, map[string]any{"streams": s.src.Streams()})
 	case path == "/explain" && s.src.Explain != nil:
 		s.explain(c)
+	case path == "/deadletters" && s.src.DeadLetters != nil:
+		s.deadLetters(c)
 	default:
 		writeJSON(c, fasthttp.StatusNotFound, map[string]string{"error": "not found"})
 	}

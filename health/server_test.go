@@ -2,6 +2,7 @@ package health
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
@@ -29,6 +30,7 @@ func startServer(t *testing.T, token string, ready bool) string {
 		Checks:    []Check{{Name: "x", Fn: check}},
 		Rules:     func() any { return map[string]string{"version": "v"} },
 		Instances: func() any { return []string{} },
+		Streams:   func() any { return []map[string]any{{"stream": "orders", "length": 3}} },
 		Explain: func(string, map[string]string) (any, error) {
 			return []string{}, nil
 		},
@@ -53,7 +55,7 @@ func TestAdminTokenGuardsEveryEndpointButProbes(t *testing.T) {
 	addr := startServer(t, token, true)
 	type endpoint struct{ method, path, body string }
 	guarded := []endpoint{
-		{"GET", "/metrics", ""}, {"GET", "/rules", ""}, {"GET", "/instances", ""},
+		{"GET", "/metrics", ""}, {"GET", "/rules", ""}, {"GET", "/instances", ""}, {"GET", "/streams", ""},
 		{"POST", "/explain", `{"stream":"s","fields":{}}`},
 		{"GET", "/nonexistent", ""}, // unknown paths do not reveal themselves either
 	}
@@ -107,6 +109,27 @@ func TestAdminWithoutTokenIsOpen(t *testing.T) {
 		if got := do(t, addr, "GET", tc.path, "", ""); got != tc.want {
 			t.Errorf("GET %s = %d, want %d", tc.path, got, tc.want)
 		}
+	}
+}
+
+func TestStreamsEndpointWrapsTheList(t *testing.T) {
+	addr := startServer(t, "", true)
+	resp, err := http.Get("http://" + addr + "/streams")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var got struct {
+		Streams []struct {
+			Stream string `json:"stream"`
+			Length int    `json:"length"`
+		} `json:"streams"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&got); err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != 200 || len(got.Streams) != 1 || got.Streams[0].Stream != "orders" || got.Streams[0].Length != 3 {
+		t.Errorf("GET /streams = %d %+v, want 200 {\"streams\":[{\"stream\":\"orders\",\"length\":3}]}", resp.StatusCode, got)
 	}
 }
 

@@ -2,6 +2,7 @@ package router
 
 import (
 	"context"
+	"github.com/prometheus/client_golang/prometheus"
 	"log/slog"
 	"sync"
 	"time"
@@ -17,6 +18,7 @@ type acker struct {
 	log     *slog.Logger
 	in      chan ackReq
 	once    sync.Once
+	stage   prometheus.Observer // flush durations
 }
 
 type ackReq struct{ stream, id string }
@@ -24,7 +26,7 @@ type ackReq struct{ stream, id string }
 const ackBatch = 512
 
 func newAcker(s Settler, m *metricCache, log *slog.Logger) *acker {
-	return &acker{settler: s, m: m, log: log, in: make(chan ackReq, 4096)}
+	return &acker{settler: s, m: m, log: log, in: make(chan ackReq, 4096), stage: m.m.Stage.WithLabelValues(stageAck)}
 }
 
 // add queues an ack; it blocks only when the queue is full.
@@ -80,8 +82,10 @@ func (a *acker) run(ctx context.Context) {
 func (a *acker) flush(ctx context.Context, batch map[string][]string) {
 	b := &backoff.Backoff{Min: 50 * time.Millisecond, Max: 2 * time.Second}
 	for attempt := 0; ; attempt++ {
+		began := time.Now()
 		err := a.settler.AckMany(ctx, batch)
 		if err == nil {
+			observeSince(a.stage, began)
 			for s, ids := range batch {
 				a.m.acked(s).Add(float64(len(ids)))
 			}

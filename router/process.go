@@ -59,6 +59,10 @@ type job struct {
 	semBuf   [1]*serviceSem
 	req      Request       // the HTTP attempt being made, reused
 	since    time.Time     // lease start; guarded by leases.mu
+	// sampled jobs have their stages timed; stamp is when the last one
+	// ended (stageClock).
+	sampled bool
+	stamp   time.Time
 	msgBuf   rules.Message // backing of msg, reused with the job
 }
 

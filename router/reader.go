@@ -25,7 +25,11 @@ func (r *Router) readLoop(ctx, workCtx context.Context, stream string) {
 		// client side may already have moved entries into this consumer's
 		// pending list, and they would sit there unprocessed after a
 		// graceful stop. Shutdown waits at most Block for it instead.
+		began := time.Now()
 		entries, err := r.deps.Source.Read(workCtx, stream, cursor, r.cfg.Batch, r.cfg.Block)
+		if len(entries) > 0 {
+			observeSince(r.stages.read, began)
+		}
 		if err != nil {
 			if ctx.Err() != nil {
 				return
@@ -114,6 +118,8 @@ func (r *Router) start(ctx, workCtx context.Context, entries []Entry) {
 		jobs[i] = r.prepare(&entries[i])
 		r.live.add(jobs[i], now)
 	}
+	prepared := time.Now()
+	r.stages.match.Observe(prepared.Sub(now).Seconds() / float64(len(entries)))
 	for i := 0; i < len(jobs); {
 		n := r.slots.take(ctx, 1, len(jobs)-i)
 		if n == 0 {
@@ -126,6 +132,9 @@ func (r *Router) start(ctx, workCtx context.Context, entries []Entry) {
 				r.release(end - i)
 				r.drop(jobs[i:])
 				return
+			}
+			if j.sampled = r.stages.sample(); j.sampled {
+				j.stamp = observeSince(r.stages.waitSlot, prepared)
 			}
 			r.deps.Metrics.Inflight.Inc()
 			r.work.Add(1)
@@ -151,7 +160,15 @@ func (r *Router) finish(ctx context.Context, j *job) {
 	defer r.release(1)
 	defer r.deps.Metrics.Inflight.Dec()
 	defer r.live.remove(j)
-	r.settle(ctx, &j.e, r.process(ctx, j))
+	if !j.sampled {
+		r.settle(ctx, &j.e, r.process(ctx, j))
+		return
+	}
+	t := observeSince(r.stages.handoff, j.stamp)
+	v := r.process(ctx, j)
+	t = observeSince(r.stages.dispatch, t)
+	r.settle(ctx, &j.e, v)
+	observeSince(r.stages.settle, t)
 }
 
 func (r *Router) release(n int) { r.slots.give(n) }

@@ -158,6 +158,7 @@ type Router struct {
 	live     *leases
 	workers  *workerPool
 	mc       *metricCache
+	stages   *stageClock
 	work     sync.WaitGroup // messages handed to workers and not yet settled
 	running  atomic.Bool
 }
@@ -178,6 +179,7 @@ func New(cfg Config, deps Deps) (*Router, error) {
 		live:  newLeases(),
 	}
 	r.mc = newMetricCache(deps.Metrics)
+	r.stages = newStageClock(deps.Metrics.Stage)
 	for _, reason := range []string{reasonNoRoute, reasonPermanent, reasonMaxDeliveries, reasonBadMessage, reasonSchema} {
 		deps.Metrics.DLQ.WithLabelValues(reason) // exported at 0 from the start
 	}

@@ -93,6 +93,7 @@ start producer bin/demoproducer -redis "127.0.0.1:$REDIS_PORT" -rate "$RATE"
 cat <<MSG
 
   The gateway is routing. Look at:
+    http://$ADMIN/            live status page (open it in a browser)
     http://$ADMIN/metrics     Prometheus metrics (gateway_*)
     http://$ADMIN/rules       active rule set, per-route match counts, subscriptions
     http://$ADMIN/instances   instances, latency estimates, traffic share

@@ -13,13 +13,15 @@ import (
 	"github.com/msgroute/gateway/discovery"
 	"github.com/msgroute/gateway/health"
 	"github.com/msgroute/gateway/internal/metrics"
+	"github.com/msgroute/gateway/internal/retention"
 	"github.com/msgroute/gateway/router"
 	"github.com/msgroute/gateway/rules"
 	"github.com/msgroute/gateway/subscriptions"
 )
 
 func adminSources(m *metrics.Metrics, ping func(context.Context) *redis.StatusCmd, holder *router.RuleHolder,
-	bal *balancer.Balancer, disc *discovery.Watcher, catalog *discovery.Catalog, subs *subscriptions.Registry) health.Sources {
+	bal *balancer.Balancer, disc *discovery.Watcher, ret *retention.Trimmer, catalog *discovery.Catalog,
+	subs *subscriptions.Registry) health.Sources {
 	return health.Sources{
 		Gatherer: m.Registry,
 		Checks: []health.Check{
@@ -49,6 +51,7 @@ func adminSources(m *metrics.Metrics, ping func(context.Context) *redis.StatusCm
 			return st
 		},
 		Instances: func() any { return bal.Stats() },
+		Streams:   func() any { return ret.Streams() },
 		Explain: func(stream string, fields map[string]string) (any, error) {
 			if stream == "" {
 				return nil, errors.New("stream is required")

@@ -113,6 +113,12 @@ default:
 func TestDispatchFaultsEndToEnd(t *testing.T) {
 	h := newHarness(t)
 	h.writeRules(dispatchFaultRules)
+	// A timeout is a transient failure whose request the instance may have
+	// processed: its retry elsewhere is an allowed duplicate. On a loaded
+	// machine (with -race) the harness's 500ms was exceeded by healthy
+	// instances; 3s leaves only the hung instance to time out.
+	t.Setenv("GATEWAY_DISPATCH_TIMEOUT", "3s")
+	h.claimIdle = "10s" // dispatch.timeout must stay under claim_idle/2
 	closeEvery100 := func(n int64, w http.ResponseWriter, _ *http.Request) {
 		if n%100 == 0 {
 			w.Header().Set("Connection", "close")

@@ -11,7 +11,6 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
-	"time"
 
 	"github.com/redis/go-redis/v9"
 	"golang.org/x/sync/errgroup"
@@ -22,6 +21,7 @@ import (
 	"github.com/msgroute/gateway/internal/config"
 	"github.com/msgroute/gateway/internal/dispatch"
 	"github.com/msgroute/gateway/internal/metrics"
+	"github.com/msgroute/gateway/internal/retention"
 	"github.com/msgroute/gateway/internal/rulewatch"
 	"github.com/msgroute/gateway/internal/streams"
 	"github.com/msgroute/gateway/router"
@@ -153,8 +153,19 @@ func serve(ctx context.Context, cfg *config.Config, set *rules.Set, log *slog.Lo
 		return err
 	}
 	rt.PrimeMetrics(set)
-	admin, err := health.New(health.Config{Listen: cfg.Admin.Listen, Token: cfg.Admin.Token, Logger: log},
-		adminSources(m, rdb.Ping, holder, bal, disc, catalog, subs))
+	ret, err := retention.New(retention.Config{
+		Streams: cfg.Consumer.Streams, Group: cfg.Consumer.Group, Mode: retention.Mode(cfg.Consumer.Retention),
+		Keep: cfg.Consumer.RetentionKeep, TrimInterval: cfg.Consumer.RetentionInterval,
+		DLQStream: cfg.Consumer.DLQStream, DLQMaxLen: cfg.Consumer.DLQMaxLen, Logger: log,
+	}, rdb, m)
+	if err != nil {
+		return err
+	}
+	src := adminSources(m, rdb.Ping, holder, bal, disc, ret, catalog, subs)
+	src.DeadLetters = func(ctx context.Context, limit int) (any, error) {
+		return streams.RecentDeadLetters(ctx, rdb, cfg.Consumer.DLQStream, limit)
+	}
+	admin, err := health.New(health.Config{Listen: cfg.Admin.Listen, Token: cfg.Admin.Token, Logger: log}, src)
 	if err != nil {
 		return err
 	}
@@ -173,7 +184,7 @@ func serve(ctx context.Context, cfg *config.Config, set *rules.Set, log *slog.Lo
 	}
 	aux.Go(func() error { return watcher.Run(auxCtx) })
 	aux.Go(func() error { return admin.Run(auxCtx) })
-	aux.Go(func() error { return rt.WatchLag(auxCtx, group, 5*time.Second) })
+	aux.Go(func() error { return ret.Run(auxCtx) }) // lag and pending gauges, /streams, trimming
 	aux.Go(func() error { return reloadOnSIGHUP(auxCtx, watcher, log) })
 
 	routerCtx, stopRouter := context.WithCancel(ctx)

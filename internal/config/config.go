@@ -71,6 +71,12 @@ type Consumer struct {
 	DLQStream       string         `mapstructure:"dlq_stream"`        // default "gateway:dlq"
 	MaxPayloadBytes int            `mapstructure:"max_payload_bytes"` // larger -> DLQ bad_message
 	ReplyMaxLen     int64          `mapstructure:"reply_maxlen"`      // approximate MAXLEN of reply streams
+	// Retention trims consumed streams: "off" (default) or "acked" (XTRIM
+	// MINID up to the oldest entry some consumer group has not finished).
+	Retention         string        `mapstructure:"retention"`
+	RetentionKeep     time.Duration `mapstructure:"retention_keep"`     // history kept regardless; default 0
+	RetentionInterval time.Duration `mapstructure:"retention_interval"` // how often to trim; 0 = default 10s
+	DLQMaxLen         int64         `mapstructure:"dlq_maxlen"`         // trim the DLQ beyond this; 0 = unbounded (default)
 }
 
 // Consul says where discovery asks for instances.
@@ -135,8 +141,8 @@ func defaults(v *viper.Viper) {
 		"redis.tls_insecure_skip_verify": false,
 		"consumer.streams":               []string{}, "consumer.group": "gateway", "consumer.name": host,
 		"consumer.service_limits": map[string]int{},
-		"consumer.dlq_stream":     "gateway:dlq",
-		"consul.token":            "", "consul.datacenter": "",
+		"consumer.dlq_stream":     "gateway:dlq", "consumer.retention": "off",
+		"consul.token": "", "consul.datacenter": "",
 		"consul.scheme": "http", "consul.tls_ca_file": "", "consul.tls_cert_file": "",
 		"consul.tls_key_file": "", "consul.tls_insecure_skip_verify": false,
 		"consul.subscriptions": true, "consul.subscription_streams": []string{},
@@ -317,6 +323,19 @@ func (c *Config) validate(isSet func(key string) bool) error {
 	}
 	if cs.DLQStream == "" {
 		bad("consumer.dlq_stream", "must not be empty")
+	}
+	cs.Retention = strings.ToLower(strings.TrimSpace(cs.Retention))
+	if cs.Retention != "off" && cs.Retention != "acked" {
+		bad("consumer.retention", "must be off or acked (got %q)", cs.Retention)
+	}
+	if cs.RetentionKeep < 0 {
+		bad("consumer.retention_keep", "must not be negative (got %s)", cs.RetentionKeep)
+	}
+	if cs.RetentionInterval < 0 {
+		bad("consumer.retention_interval", "must not be negative (got %s)", cs.RetentionInterval)
+	}
+	if cs.DLQMaxLen < 0 {
+		bad("consumer.dlq_maxlen", "must not be negative (got %d)", cs.DLQMaxLen)
 	}
 	if c.Consul.Address == "" && isSet("consul.address") {
 		bad("consul.address", "must not be empty")

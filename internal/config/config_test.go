@@ -47,6 +47,9 @@ func TestLoadDefaults(t *testing.T) {
 		{"consul.address", c.Consul.Address, ""},
 		{"admin.listen", c.Admin.Listen, ""},
 		{"balancer.algorithm", c.Balancer.Algorithm, ""},
+		{"consumer.retention", c.Consumer.Retention, "off"},
+		{"consumer.retention_keep", c.Consumer.RetentionKeep, time.Duration(0)},
+		{"consumer.dlq_maxlen", c.Consumer.DLQMaxLen, int64(0)},
 	}
 	for _, ch := range checks {
 		if !equal(ch.got, ch.want) {
@@ -135,12 +138,18 @@ func TestEnvOverrides(t *testing.T) {
 	t.Setenv("GATEWAY_CONSUMER_BATCH", "7")
 	t.Setenv("GATEWAY_CONSUMER_CLAIM_IDLE", "1m")
 	t.Setenv("GATEWAY_DISPATCH_MAX_CONNS_PER_HOST", "8")
+	t.Setenv("GATEWAY_CONSUMER_RETENTION", "acked")
+	t.Setenv("GATEWAY_CONSUMER_RETENTION_KEEP", "1h")
+	t.Setenv("GATEWAY_CONSUMER_DLQ_MAXLEN", "5000")
 	c, err := Load(write(t, "consumer: {streams: [orders], batch: 100}\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(c.Redis.Addrs) != 2 || !c.Redis.Cluster {
 		t.Errorf("redis.addrs = %v cluster=%v, want 2 addrs and cluster", c.Redis.Addrs, c.Redis.Cluster)
+	}
+	if c.Consumer.Retention != "acked" || c.Consumer.RetentionKeep != time.Hour || c.Consumer.DLQMaxLen != 5000 {
+		t.Errorf("retention env overrides not applied: %+v", c.Consumer)
 	}
 	if c.Redis.Password != "s3cret" || c.Consumer.Batch != 7 || c.Consumer.ClaimIdle != time.Minute || c.Dispatch.MaxConnsPerHost != 8 {
 		t.Errorf("env overrides not applied: %+v", c)
@@ -165,6 +174,11 @@ func TestInvalidConfigNamesTheKey(t *testing.T) {
 		// The pipelining key went with the hand-written pool: a config
 		// still setting it is told so instead of silently ignored.
 		{"removed dispatch.pipelining", "consumer: {streams: [a]}\ndispatch: {pipelining: false}\n", "pipelining"},
+		{"bad retention", "consumer: {streams: [a], retention: always}\n", "consumer.retention"},
+		{"negative keep", "consumer: {streams: [a], retention: acked, retention_keep: -1s}\n", "consumer.retention_keep"},
+		{"bad keep", "consumer: {streams: [a], retention_keep: forever}\n", "retention_keep"},
+		{"negative interval", "consumer: {streams: [a], retention_interval: -5s}\n", "consumer.retention_interval"},
+		{"negative dlq maxlen", "consumer: {streams: [a], dlq_maxlen: -1}\n", "consumer.dlq_maxlen"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -173,6 +187,21 @@ func TestInvalidConfigNamesTheKey(t *testing.T) {
 				t.Fatalf("Load(%q) error = %v, want one naming %s", c.body, err, c.key)
 			}
 		})
+	}
+}
+
+// TestRetentionOffUnquoted: YAML 1.1 reads a bare off as false; the key
+// must still mean "off".
+func TestRetentionOffUnquoted(t *testing.T) {
+	for _, v := range []string{"off", `"off"`, "acked", "ACKED"} {
+		c, err := Load(write(t, "consumer: {streams: [a], retention: "+v+"}\n"))
+		if err != nil {
+			t.Fatalf("retention: %s: %v", v, err)
+		}
+		want := strings.ToLower(strings.Trim(v, `"`))
+		if c.Consumer.Retention != want {
+			t.Errorf("retention: %s = %q, want %q", v, c.Consumer.Retention, want)
+		}
 	}
 }
 

@@ -24,13 +24,20 @@ type Metrics struct {
 	ConsumerLag      *prometheus.GaugeVec // {stream}
 	Pending          *prometheus.GaugeVec // {stream}
 	Inflight         prometheus.Gauge
-	Subscriptions    *prometheus.GaugeVec // {state}: active, invalid
+	Subscriptions    *prometheus.GaugeVec   // {state}: active, invalid
+	StreamTrimmed    *prometheus.CounterVec // {stream} entries trimmed by retention or dlq_maxlen
 	// Beyond the CONTRACT's list: counts that explain the others.
 	Parked         *prometheus.CounterVec // {service,reason}
 	DroppedHeaders prometheus.Counter
 	Dropped        *prometheus.CounterVec // {stream} unmatched with default action drop
 	Replies        *prometheus.CounterVec // {result}
 	Errors         *prometheus.CounterVec // {op} Redis operations that failed
+	// OldestUnfinishedAge is the age of the oldest entry some consumer
+	// group has pending or unread; StreamLength is XLEN.
+	OldestUnfinishedAge *prometheus.GaugeVec // {stream}
+	StreamLength        *prometheus.GaugeVec // {stream}
+	// Stage is where messages spend their time in the pipeline (sampled).
+	Stage *prometheus.HistogramVec // {stage}
 }
 
 // New creates the metrics on a fresh registry, with Go and process
@@ -54,6 +61,10 @@ func New() *Metrics {
 	m.Subscriptions = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "gateway_subscriptions", Help: "Subscriptions declared in Consul by healthy instances, by state (active, invalid)."}, []string{"state"})
 	m.Subscriptions.WithLabelValues("active")
 	m.Subscriptions.WithLabelValues("invalid")
+	m.StreamTrimmed = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "gateway_stream_trimmed_total", Help: "Entries trimmed from a stream: finished entries (consumer.retention) or the oldest dead letters (consumer.dlq_maxlen)."}, []string{"stream"})
+	m.OldestUnfinishedAge = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "gateway_stream_oldest_unfinished_age_seconds", Help: "Age of the oldest entry some consumer group has pending or not yet read (0 when all are finished)."}, []string{"stream"})
+	m.Stage = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "gateway_stage_seconds", Help: "Time in each pipeline stage: read and ack per batch, the others on a sample of messages (match, wait_slot, handoff, dispatch, settle).", Buckets: []float64{.00001, .000025, .00005, .0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, 1}}, []string{"stage"})
+	m.StreamLength = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "gateway_stream_length", Help: "Entries in the stream (XLEN)."}, []string{"stream"})
 	m.Parked = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "gateway_parked_total", Help: "Messages left pending to wait in Redis (reason no_instance or transient)."}, []string{"service", "reason"})
 	m.DroppedHeaders = prometheus.NewCounter(prometheus.CounterOpts{Name: "gateway_dropped_headers_total", Help: "Attributes not forwarded because they are not valid HTTP headers."})
 	m.Dropped = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "gateway_messages_dropped_total", Help: "Unmatched messages dropped by default action drop."}, []string{"stream"})
@@ -62,6 +73,7 @@ func New() *Metrics {
 	for _, c := range []prometheus.Collector{m.Consumed, m.Acked, m.RouteMatches, m.Dispatch, m.DispatchDuration,
 		m.Retries, m.DLQ, m.RulesReloads, m.RulesActive, m.ConsumerLag, m.Pending, m.Inflight, m.Subscriptions,
 		m.Parked, m.DroppedHeaders, m.Dropped, m.Replies, m.Errors,
+		m.StreamTrimmed, m.OldestUnfinishedAge, m.StreamLength, m.Stage,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})} {
 		f(c)
 	}

@@ -232,22 +232,6 @@ func (g *Group) AckMany(ctx context.Context, byStream map[string][]string) error
 	return nil
 }
 
-// Lag returns the group's lag (entries not yet delivered to any consumer)
-// and pending count on stream, from XINFO GROUPS. lag is -1 when Redis
-// cannot tell (after some deletions).
-func (g *Group) Lag(ctx context.Context, stream string) (lag, pending int64, err error) {
-	groups, err := g.rdb.XInfoGroups(ctx, stream).Result()
-	if err != nil {
-		return 0, 0, fmt.Errorf("xinfo groups %s: %w", stream, err)
-	}
-	for _, gr := range groups {
-		if gr.Name == g.group {
-			return gr.Lag, gr.Pending, nil
-		}
-	}
-	return 0, 0, fmt.Errorf("xinfo groups %s: %w", stream, ErrNoGroup)
-}
-
 // Add appends fields to stream (XADD *), trimming to about maxLen entries
 // when maxLen > 0. Fields are written in the order given.
 func (g *Group) Add(ctx context.Context, stream string, maxLen int64, fields []string) (string, error) {
