@@ -40,7 +40,9 @@ func (h *harness) declare(b *backend, meta map[string]string) error {
 	port, _ := strconv.Atoi(p)
 	return h.capi.Agent().ServiceRegister(&consul.AgentServiceRegistration{
 		ID: b.id, Name: b.name, Address: "127.0.0.1", Port: port, Meta: meta,
-		Check: &consul.AgentServiceCheck{CheckID: "check-" + b.id, TTL: "30s", Status: consul.HealthPassing},
+		// A TTL far beyond any test: the load test outlives 30 s on a busy
+		// machine, and an expired check would take the instance away.
+		Check: &consul.AgentServiceCheck{CheckID: "check-" + b.id, TTL: "10m", Status: consul.HealthPassing},
 	})
 }
 
