@@ -84,7 +84,7 @@ func main() {
 		return
 	}
 	var o options
-	flag.StringVar(&o.scenario, "scenario", "throughput", "throughput | latency | slow | rules | reload | floor | all")
+	flag.StringVar(&o.scenario, "scenario", "throughput", "throughput | latency | slow | rules | reload | ordered | floor | all")
 	flag.StringVar(&o.redisAddr, "redis", "", "reuse this Redis (host:port) instead of starting redis-server")
 	flag.StringVar(&o.consulAddr, "consul", "", "reuse this Consul agent (host:port) instead of starting one")
 	flag.StringVar(&o.gatewayBin, "gateway-bin", "", "prebuilt gateway binary (default: go build ./cmd/gateway)")

@@ -33,6 +33,10 @@ type producer struct {
 	// as latency (intended times are unchanged) for every target alike.
 	tick time.Duration
 
+	// keys > 0: each message carries attribute ok = "k" + i%keys, the
+	// order key of the ordered scenario's route.
+	keys int
+
 	sent    atomic.Int64
 	started atomic.Int64 // unix ns of the first XADD
 }
@@ -97,10 +101,11 @@ func (p *producer) send(ctx context.Context, first, n int, stamp func(i int) int
 		}
 		route := i % max(p.routes, 1)
 		buf = payload(buf, int64(i), stamp(i), route)
-		pipe.XAdd(ctx, &redis.XAddArgs{
-			Stream: p.stream,
-			Values: []string{"payload", string(buf), "rk", "r" + strconv.Itoa(route)},
-		})
+		values := []string{"payload", string(buf), "rk", "r" + strconv.Itoa(route)}
+		if p.keys > 0 {
+			values = append(values, "ok", "k"+strconv.Itoa(i%p.keys))
+		}
+		pipe.XAdd(ctx, &redis.XAddArgs{Stream: p.stream, Values: values})
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
 		return fmt.Errorf("xadd pipeline at seq %d: %w", first, err)

@@ -18,6 +18,9 @@ type runSpec struct {
 	// ReloadEvery > 0 rewrites the rules file at that period during the run.
 	ReloadEvery time.Duration
 	Timeout     time.Duration
+	// OrderKeys > 0 makes the one route ordered (order_key) and the
+	// producer cycle its messages over that many keys.
+	OrderKeys int
 	// Env holds extra GATEWAY_* settings for this run's gateway.
 	Env []string
 	// SampleRedis > 0 records XLEN and used_memory at that period.

@@ -29,6 +29,9 @@ func rulesYAML(n int, service string, generation int) []byte {
 
 // rules renders the run's rules file, generation gen.
 func (s runSpec) rules(service string, gen int) []byte {
+	if s.OrderKeys > 0 {
+		return orderedRulesYAML(service)
+	}
 	if s.Realistic {
 		return realisticRulesYAML(s.Routes, service, gen)
 	}

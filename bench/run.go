@@ -67,7 +67,7 @@ func (h *harness) run(ctx context.Context, spec runSpec) (result, error) {
 	if spec.SampleRedis > 0 {
 		sampler = startRedisSampler(ctx, h.rdb, stream, spec.SampleRedis)
 	}
-	prod := &producer{rdb: h.rdb, stream: stream, total: spec.Messages, routes: max(spec.Routes, 1), realistic: spec.Realistic, rate: spec.Rate, batch: 256, tick: h.tick}
+	prod := &producer{rdb: h.rdb, stream: stream, total: spec.Messages, routes: max(spec.Routes, 1), realistic: spec.Realistic, rate: spec.Rate, batch: 256, tick: h.tick, keys: spec.OrderKeys}
 	runCtx, cancel := context.WithTimeout(ctx, spec.Timeout)
 	defer cancel()
 	g, gctx := errgroup.WithContext(runCtx)

@@ -23,6 +23,7 @@ var scenarios = map[string]scenario{
 	"slow":       slowScenario,
 	"rules":      rulesScenario,
 	"reload":     reloadScenario,
+	"ordered":    orderedScenario,
 	"retention":  retentionScenario,
 }
 

@@ -18,4 +18,16 @@
 // Lease: entries in flight longer than a third of ClaimIdle are re-claimed
 // by this consumer (XCLAIM JUSTID), which resets their idle time, so another
 // replica's XAUTOCLAIM never takes a message that is still being processed.
+//
+// Final outcomes write before the ack (failure.go): a dead-lettered route
+// writes its on_failure event, then the dead letter, then the requester's
+// reply; a delivered one its reply. Any failed write leaves the entry
+// pending, so a crash repeats writes but never skips one.
+//
+// Ordered streams: a stream that a route with order_key reads is read by the
+// replica that owns it (Deps.Owner, a lease) and by no other (see
+// streammode.go, ordered.go). Its entries are not parked in Redis: each
+// route's task retries in process until final; a route with order_key
+// sends one message per key at a time, in stream order, and acks it
+// (fenced, synchronously) before the key's next message (ordered_task.go).
 package router

@@ -80,6 +80,12 @@ func (s *serviceMetrics) dispatched(o outcome) prometheus.Counter {
 	}
 }
 
+// owned is the gateway_stream_owned gauge of stream (not cached: it
+// changes with ownership, not per message).
+func (c *metricCache) owned(stream string) prometheus.Gauge {
+	return c.m.StreamOwned.WithLabelValues(stream)
+}
+
 // PrimeMetrics exports at 0 the series whose label values set makes known
 // in advance: matches of each route, and per service it names the
 // dispatch outcomes and retries, so rate() and alerts see them before the

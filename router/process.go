@@ -57,13 +57,13 @@ type job struct {
 	// route to one service, which then costs no allocation of its own.
 	matchBuf [1]rules.Match
 	semBuf   [1]*serviceSem
-	req      Request       // the HTTP attempt being made, reused
-	since    time.Time     // lease start; guarded by leases.mu
+	req      Request   // the HTTP attempt being made, reused
+	since    time.Time // lease start; guarded by leases.mu
 	// sampled jobs have their stages timed; stamp is when the last one
 	// ended (stageClock).
 	sampled bool
 	stamp   time.Time
-	msgBuf   rules.Message // backing of msg, reused with the job
+	msgBuf  rules.Message // backing of msg, reused with the job
 }
 
 // jobs recycles jobs (and their Message and attribute map): a fresh
@@ -132,14 +132,14 @@ func (r *Router) process(ctx context.Context, j *job) verdict {
 		// Deleted from the stream while pending: nothing left to route.
 		return verdict{ack: true}
 	case j.tooBig:
-		return r.deadLetterOnly(ctx, e, dlqInfo{reason: reasonBadMessage,
+		return r.deadLetterOnly(ctx, j, dlqInfo{reason: reasonBadMessage,
 			err: "payload of " + strconv.Itoa(len(j.msg.Payload)) + " bytes exceeds max_payload_bytes"})
 	case len(j.matches) == 0:
 		if j.set.Default().Action == rules.ActionDrop {
 			r.deps.Metrics.Dropped.WithLabelValues(e.Stream).Inc()
 			return verdict{ack: true}
 		}
-		return r.deadLetterOnly(ctx, e, dlqInfo{reason: reasonNoRoute, err: "no route matched"})
+		return r.deadLetterOnly(ctx, j, dlqInfo{reason: reasonNoRoute, err: "no route matched"})
 	}
 	defer leave(j.sems)
 	fanOut := len(j.matches) > 1
@@ -161,7 +161,7 @@ func (r *Router) process(ctx context.Context, j *job) verdict {
 			if errors.Is(m.Err, rules.ErrSchema) {
 				reason = reasonSchema
 			}
-			o = r.toDLQ(ctx, e, dlqInfo{reason: reason, route: m.Route.Name, err: m.Err.Error()})
+			o = r.deadLetter(ctx, e, j.msg, m.Route, dlqInfo{reason: reason, route: m.Route.Name, err: m.Err.Error()})
 		} else {
 			o, wait = r.deliver(ctx, j, m)
 		}
@@ -253,13 +253,13 @@ func (r *Router) deliver(ctx context.Context, j *job, m *rules.Match) (outcome, 
 			}
 			return delivered, 0
 		case deadLetter:
-			return r.toDLQ(ctx, e, dlqInfo{reason: reasonPermanent, route: route.Name,
+			return r.deadLetter(ctx, e, msg, route, dlqInfo{reason: reasonPermanent, route: route.Name,
 				status: last.res.Status, err: last.errText()}), 0
 		}
 		avoid = ep
 	}
 	if e.Deliveries >= r.cfg.MaxDeliveries {
-		return r.toDLQ(ctx, e, dlqInfo{reason: reasonMaxDeliveries, route: route.Name,
+		return r.deadLetter(ctx, e, msg, route, dlqInfo{reason: reasonMaxDeliveries, route: route.Name,
 			status: last.res.Status, err: last.errText()}), 0
 	}
 	r.deps.Metrics.Parked.WithLabelValues(svc, "transient").Inc()
@@ -337,14 +337,15 @@ func retryDelay(deliveries int64) time.Duration {
 	return min(d, 30*time.Second)
 }
 
-// reply writes the instance's answer to the message's reply_to stream.
+// reply writes the instance's answer to the message's reply_to stream
+// (outcome delivered).
 func (r *Router) reply(ctx context.Context, msg *rules.Message, route string, res Result) bool {
 	ct := res.ContentType
 	if ct == "" {
 		ct = "application/octet-stream"
 	}
 	fields := []string{
-		"correlation_id", msg.CorrelationID, "status", strconv.Itoa(res.Status),
+		"correlation_id", msg.CorrelationID, "outcome", replyDelivered, "status", strconv.Itoa(res.Status),
 		"payload", string(res.Body), "content_type", ct, "route", route, "message_id", msg.ID,
 	}
 	if res.Truncated {
@@ -352,12 +353,5 @@ func (r *Router) reply(ctx context.Context, msg *rules.Message, route string, re
 		// beginning only.
 		fields = append(fields, "payload_truncated", "true")
 	}
-	_, err := r.deps.Publisher.Add(ctx, msg.ReplyTo, r.cfg.ReplyMaxLen, fields)
-	if err != nil {
-		r.deps.Metrics.Replies.WithLabelValues("error").Inc()
-		r.log.Warn("reply failed; message will be redelivered", "msg_id", msg.ID, "stream", msg.Stream, "route", route, "err", err)
-		return false
-	}
-	r.deps.Metrics.Replies.WithLabelValues("ok").Inc()
-	return true
+	return r.writeReply(ctx, msg, route, fields)
 }

@@ -141,6 +141,12 @@ type Deps struct {
 	// a message finishes under the set it started with.
 	Rules   func() *rules.Set
 	Metrics *metrics.Metrics
+	// Owner gives this replica its ordered streams. Optional: nil means
+	// this router is the only reader.
+	Owner Owner
+	// TakeOver moves the previous owner's pending entries of an ordered
+	// stream to this consumer. Optional: nil moves none (one replica).
+	TakeOver PendingMover
 	// Instances reports how many instances a service has now, for caps
 	// derived from it (Config.ServiceConcurrency). Optional: nil counts
 	// one instance per service.
@@ -149,18 +155,18 @@ type Deps struct {
 
 // Router runs the pipeline. Create with New, run with Run once.
 type Router struct {
-	cfg   Config
-	deps  Deps
-	log   *slog.Logger
-	slots *slots // global in-flight places
-	svc      *serviceLimits
-	acks     *acker
-	live     *leases
-	workers  *workerPool
-	mc       *metricCache
-	stages   *stageClock
-	work     sync.WaitGroup // messages handed to workers and not yet settled
-	running  atomic.Bool
+	cfg     Config
+	deps    Deps
+	log     *slog.Logger
+	slots   *slots // global in-flight places
+	svc     *serviceLimits
+	acks    *acker
+	live    *leases
+	workers *workerPool
+	mc      *metricCache
+	stages  *stageClock
+	work    sync.WaitGroup // messages handed to workers and not yet settled
+	running atomic.Bool
 }
 
 // New validates cfg and returns a Router.
@@ -215,8 +221,8 @@ func (r *Router) Run(ctx context.Context) error {
 
 	g, gctx := errgroup.WithContext(ctx)
 	for _, s := range r.cfg.Streams {
-		g.Go(func() error { r.readLoop(gctx, workCtx, s); return nil })
-		g.Go(func() error { r.claimLoop(gctx, workCtx, s); return nil })
+		r.mc.owned(s).Set(0)
+		g.Go(func() error { r.streamLoop(gctx, workCtx, s); return nil })
 	}
 	drained := make(chan struct{})
 	renewDone := make(chan struct{})

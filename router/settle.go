@@ -21,10 +21,7 @@ func (r *Router) toDLQ(ctx context.Context, e *Entry, d dlqInfo) outcome {
 	for k, v := range e.Fields {
 		fields = append(fields, k, v)
 	}
-	status := ""
-	if d.status != 0 {
-		status = strconv.Itoa(d.status)
-	}
+	status := statusText(d.status)
 	fields = append(fields,
 		"dlq_reason", d.reason, "dlq_stream", e.Stream, "dlq_id", e.ID, "dlq_route", d.route,
 		"dlq_status", status, "dlq_error", d.err,
@@ -38,9 +35,10 @@ func (r *Router) toDLQ(ctx context.Context, e *Entry, d dlqInfo) outcome {
 	return deadLetter
 }
 
-// deadLetterOnly settles an entry that reaches no route at all.
-func (r *Router) deadLetterOnly(ctx context.Context, e *Entry, d dlqInfo) verdict {
-	if r.toDLQ(ctx, e, d) == deadLetter {
+// deadLetterOnly settles an entry that reaches no route at all; a
+// requester still gets a reply (route "").
+func (r *Router) deadLetterOnly(ctx context.Context, j *job, d dlqInfo) verdict {
+	if r.deadLetter(ctx, &j.e, j.msg, nil, d) == deadLetter {
 		return verdict{ack: true}
 	}
 	return verdict{retryAfter: time.Second}

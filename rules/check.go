@@ -31,7 +31,8 @@ func Check(paths ...string) []Problem {
 // evaluation order, so of higher or equal priority) without continue takes
 // every message the later one could match, because it accepts all of the
 // later route's streams and its condition is `true`, absent, or the same
-// expression.
+// expression. It also flags a path ignored for path_expr, and a route that
+// may read its own on_failure stream (a loop of failure events).
 func (s *Set) warnings() []Problem {
 	out := slices.Clone(s.remarks)
 	var catchAll []*Route         // earlier non-continue routes matching everything on their streams
@@ -47,6 +48,12 @@ func (s *Set) warnings() []Problem {
 			out = append(out, Problem{
 				File: r.File, Line: r.Line, Route: r.Name, Warning: true,
 				Message: "path is ignored because path_expr is set",
+			})
+		}
+		if r.OnFailure != "" && (r.Streams == nil || slices.Contains(r.Streams, r.OnFailure)) {
+			out = append(out, Problem{
+				File: r.File, Line: r.Line, Route: r.Name, Warning: true,
+				Message: fmt.Sprintf("may read its own on_failure stream %q: a failure event it matches and fails again makes another (list streams: without it, or match on headers.failed_route)", r.OnFailure),
 			})
 		}
 		if r.Continue {

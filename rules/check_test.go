@@ -18,6 +18,18 @@ func TestCheck(t *testing.T) {
 			rules: "routes:\n  - {name: a, service: s, match: 'headers.type == \"a\"'}\n  - {name: b, service: s, match: 'headers.type == \"b\"'}\n",
 		},
 		{
+			name: "on_failure onto a stream the route reads",
+			rules: `routes:
+  - {name: own, service: s, streams: [a, b], on_failure: b, match: 'headers.t == "x"'}
+  - {name: any, service: s, on_failure: c, match: 'headers.t == "y"'}
+  - {name: fine, service: s, streams: [a], on_failure: b, match: 'headers.t == "z"'}
+`,
+			want: []string{
+				`W f.yaml:2: route "own": may read its own on_failure stream "b": a failure event it matches and fails again makes another (list streams: without it, or match on headers.failed_route)`,
+				`W f.yaml:3: route "any": may read its own on_failure stream "c": a failure event it matches and fails again makes another (list streams: without it, or match on headers.failed_route)`,
+			},
+		},
+		{
 			name: "route after a catch-all is unreachable",
 			rules: `routes:
   - {name: all, service: s}

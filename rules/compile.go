@@ -250,6 +250,9 @@ func (c *compiler) build(sources []Source) *Set {
 		if r.pathExpr != nil {
 			s.uses |= r.pathExpr.uses
 		}
+		if r.orderKey != nil {
+			s.uses |= r.orderKey.uses
+		}
 	}
 	if s.def.Action == ActionRoute {
 		services[s.def.Service] = true
@@ -316,7 +319,7 @@ func bodyShape(routes []*Route) *shape {
 		if r.schema != nil {
 			return nil
 		}
-		for _, p := range []*program{r.match, r.pathExpr} {
+		for _, p := range []*program{r.match, r.pathExpr, r.orderKey} {
 			if p == nil {
 				continue
 			}

@@ -47,8 +47,14 @@ func TestCompileErrors(t *testing.T) {
 		{"empty match", "routes:\n  - {name: r, service: s, match: ''}\n", []string{`f.yaml:2: route "r": match: empty expression`}},
 		{"expression too long", "routes:\n  - {name: r, service: s, match: '" + strings.Repeat("true && ", 600) + "true'}\n", []string{`f.yaml:2: route "r": match: expression is 4804 bytes, longer than the limit of 4096`}},
 		{"path_expr not string", "routes:\n  - name: r\n    service: s\n    path_expr: '1 + 2'\n", []string{`f.yaml:4: route "r": path_expr: expected string, but got int`}},
+		{"order_key not string", "routes:\n  - name: r\n    service: s\n    order_key: 'deliveries > 1'\n", []string{`f.yaml:4: route "r": order_key: expected string, but got bool`}},
+		{"order_key unknown name", "routes:\n  - name: r\n    service: s\n    order_key: 'bdy.id'\n", []string{`f.yaml:4: route "r": order_key: unknown name bdy (column 1)`}},
+		{"order_key empty", "routes:\n  - {name: r, service: s, order_key: ''}\n", []string{`f.yaml:2: route "r": order_key: empty expression`}},
 		{"missing schema", "routes:\n  - name: r\n    service: s\n    schema: nope.json\n", []string{`f.yaml:4: route "r": schema: open testdata/nope.json: no such file or directory`}},
 		{"invalid schema", "routes:\n  - name: r\n    service: s\n    schema: bad-schema.json\n", []string{`f.yaml:4: route "r": schema: testdata/bad-schema.json: not a valid JSON Schema: at '/type': value must be one of 'array', 'boolean', 'integer', 'null', 'number', 'object', 'string'; at '/type': got number, want array`}},
+		{"on_failure with space", "routes:\n  - {name: r, service: s, on_failure: 'a b'}\n", []string{`f.yaml:2: route "r": on_failure: "a b" is not a stream name (non-empty, printable, no spaces)`}},
+		{"on_failure empty", "routes:\n  - {name: r, service: s, on_failure: ''}\n", []string{`f.yaml:2: route "r": on_failure: "" is not a stream name (non-empty, printable, no spaces)`}},
+		{"on_failure not a string", "routes:\n  - {name: r, service: s, on_failure: [a]}\n", []string{`f.yaml:2: route "r": on_failure: must be a string`}},
 		{"bad action", "default: {action: bounce}\n", []string{`f.yaml:1: default.action "bounce" is not one of dlq, drop, route`}},
 		{"route without service", "default: {action: route}\n", []string{"f.yaml:1: default.service is required with action: route"}},
 		{"unknown default key", "default: {action: dlq, to: x}\n", []string{`f.yaml:1: unknown key "to" in default (want action or service)`}},
@@ -93,6 +99,7 @@ routes:
     retries: 0
     continue: true
     schema: schemas/order.v2.json
+    on_failure: orders.compensate
 default: {action: drop}
 `},
 	}
@@ -199,5 +206,18 @@ func TestVersion(t *testing.T) {
 	two := []Source{{Name: "a", Data: []byte("routes: []")}, {Name: "b", Data: []byte("default: {action: drop}")}}
 	if version(two) == version([]Source{two[1], two[0]}) {
 		t.Error("Version() ignores the order")
+	}
+}
+
+func TestCompileOnFailure(t *testing.T) {
+	s, err := Compile([]Source{{Name: "f.yaml", Data: []byte("routes:\n  - {name: pay, service: payments, on_failure: orders.compensate}\n  - {name: plain, service: s}\n")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range s.Routes() {
+		want := map[string]string{"pay": "orders.compensate", "plain": ""}[r.Name]
+		if r.OnFailure != want {
+			t.Errorf("route %s OnFailure = %q, want %q", r.Name, r.OnFailure, want)
+		}
 	}
 }

@@ -8,7 +8,7 @@
 //
 // The format is the one in the product contract (routes with name, streams,
 // match, priority, service, tags, method, path, path_expr, timeout, retries,
-// continue, schema; and default with action and service). Unknown keys,
+// continue, schema, order_key; and default with action and service). Unknown keys,
 // repeated keys, expressions that do not compile or type-check, and
 // duplicate route names are errors reported as "file:line: message" with the
 // route's name; a set with any error is rejected whole. A route without

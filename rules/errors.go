@@ -16,6 +16,13 @@ var ErrSchema = errors.New("schema validation failed")
 // start with "/".
 var ErrPath = errors.New("path_expr failed")
 
+// ErrOrderKey is wrapped by Match.Err when a route with order_key matched but
+// the expression failed at run time, gave something other than a string or
+// a number, or gave an empty string. Such a message cannot be placed in its
+// key's order, so the router dead-letters it (reason bad_message) rather
+// than deliver it unordered.
+var ErrOrderKey = errors.New("order_key failed")
+
 // Problem is one finding about a rules file: an error that rejects the set,
 // or (Warning true) a remark from Check that does not.
 type Problem struct {

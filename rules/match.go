@@ -2,6 +2,7 @@ package rules
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 )
 
@@ -111,8 +112,46 @@ func (st *evalState) resolve(r *Route) Match {
 		default:
 			mt.Path = p
 		}
+		if mt.Err != nil {
+			return mt
+		}
+	}
+	if r.orderKey != nil {
+		mt.Key, mt.Err = st.key(r.orderKey)
 	}
 	return mt
+}
+
+// key evaluates an order_key program. Strings are used as they are, numbers
+// (JSON ids) in their shortest decimal form; anything else, a run-time
+// error or an empty key is an ErrOrderKey.
+func (st *evalState) key(p *program) (string, error) {
+	if p.uses&usesBody != 0 {
+		st.decodeBody()
+	}
+	out, err := st.run(p.prog)
+	if err != nil {
+		return "", fmt.Errorf("%w: %s", ErrOrderKey, oneLine(err.Error()))
+	}
+	var k string
+	switch v := out.(type) {
+	case string:
+		k = v
+	case int:
+		k = strconv.Itoa(v)
+	case int64:
+		k = strconv.FormatInt(v, 10)
+	case float64:
+		k = strconv.FormatFloat(v, 'f', -1, 64)
+	case nil:
+		return "", fmt.Errorf("%w: result is nil (a missing field?), not a string", ErrOrderKey)
+	default:
+		return "", fmt.Errorf("%w: result is %T, not a string", ErrOrderKey, out)
+	}
+	if k == "" {
+		return "", fmt.Errorf("%w: key is empty", ErrOrderKey)
+	}
+	return k, nil
 }
 
 // oneLine keeps the first line of a multi-line library error (expr adds a
@@ -135,6 +174,8 @@ type Explanation struct {
 	Tags     []string `json:"tags"`
 	Priority int      `json:"priority"`
 	Continue bool     `json:"continue"`
+	// OrderKey is the message's key on a route with order_key.
+	OrderKey string `json:"order_key,omitempty"`
 	// Subscription: declared in Consul by the instances of Service.
 	Subscription bool   `json:"subscription,omitempty"`
 	Error        string `json:"error,omitempty"` // why the message cannot go on this route
@@ -154,6 +195,7 @@ func (s *Set) Explain(m *Message) []Explanation {
 			Tags:     mt.Route.Tags,
 			Priority: mt.Route.Priority,
 			Continue: mt.Route.Continue,
+			OrderKey: mt.Key,
 
 			Subscription: mt.Route.Subscription,
 		}

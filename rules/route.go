@@ -21,7 +21,7 @@ func (c *compiler) compileRoute(file string, n *yaml.Node) *Route {
 		src  string
 		node *yaml.Node
 	}
-	var matchSrc, pathSrc exprField
+	var matchSrc, pathSrc, keySrc exprField
 	var schemaLine int
 
 	// Read the name first so every later problem can name the route.
@@ -72,6 +72,9 @@ func (c *compiler) compileRoute(file string, n *yaml.Node) *Route {
 		case "path_expr":
 			pathSrc.src, err = scalarString(v)
 			pathSrc.node = v
+		case "order_key":
+			keySrc.src, err = scalarString(v)
+			keySrc.node = v
 		case "timeout":
 			var s string
 			if s, err = scalarString(v); err == nil && s != "" {
@@ -92,6 +95,10 @@ func (c *compiler) compileRoute(file string, n *yaml.Node) *Route {
 		case "schema":
 			r.Schema, err = scalarString(v)
 			schemaLine = k.Line
+		case "on_failure":
+			if r.OnFailure, err = scalarString(v); err == nil && !validStreamName(r.OnFailure) {
+				err = fmt.Errorf("%q is not a stream name (non-empty, printable, no spaces)", r.OnFailure)
+			}
 		default:
 			err = errors.New("unknown key")
 		}
@@ -147,6 +154,15 @@ func (c *compiler) compileRoute(file string, n *yaml.Node) *Route {
 			r.pathExpr = p
 		}
 	}
+	if keySrc.node != nil {
+		r.OrderKey = keySrc.src
+		p, err := compileExpr(keySrc.src, reflect.String)
+		if err != nil {
+			fail(exprLine(keySrc.node, err), "order_key: %v", err)
+		} else {
+			r.orderKey = p
+		}
+	}
 	if r.Schema != "" {
 		sch, err := c.loadSchema(file, r.Schema)
 		if err != nil {
@@ -174,6 +190,10 @@ func exprLine(v *yaml.Node, err error) int {
 	}
 	return line + ee.line - 1
 }
+
+// validStreamName reports whether s can name a Redis stream the gateway
+// writes to: non-empty, printable, without spaces (as route names).
+func validStreamName(s string) bool { return validName(s) }
 
 // validName reports whether a route or service name is usable in headers,
 // metric labels and idempotency keys: printable, without spaces.

@@ -55,7 +55,14 @@ type Route struct {
 	MatchExpr string // "" = matches every message on its streams
 	Path      string // static path, "/" when not set
 	PathExpr  string
-	Schema    string // schema file as written in the rules
+	// OrderKey is the order_key expression as written; "" = unordered.
+	// Messages of the route with equal keys are delivered one at a time,
+	// in stream order (see Match.Key).
+	OrderKey string
+	Schema   string // schema file as written in the rules
+	// OnFailure is the stream a failure event is written to when this
+	// route dead-letters a message; "" = none.
+	OnFailure string
 	File      string // rules file and line where the route's entry starts
 	Line      int
 	// Subscription: declared by instances in Consul (CompileSubscription),
@@ -67,6 +74,7 @@ type Route struct {
 	match      *program    // as written; nil: always true
 	eval       *vm.Program // what Match runs: match minus the indexed conjunct; nil: always true
 	pathExpr   *program
+	orderKey   *program
 	schema     *jsonschema.Schema
 	readsBody  bool // eval reads body
 	matches    atomic.Uint64
@@ -106,8 +114,11 @@ type Match struct {
 	// Path is the request path: the path_expr result, else the route's path,
 	// else "/".
 	Path string
+	// Key is the order_key result when the route has one (Route.OrderKey
+	// != ""): never empty when Err is nil.
+	Key string
 	// Err is non-nil when the route matched but the message cannot be sent on
-	// it; it wraps ErrSchema or ErrPath.
+	// it; it wraps ErrSchema, ErrPath or ErrOrderKey.
 	Err error
 }
 
@@ -181,4 +192,19 @@ func (s *Set) putState(st *evalState) {
 // vmRun runs a program on the state's VM and environment.
 func (st *evalState) run(p *vm.Program) (any, error) {
 	return st.vm.Run(p, st.env)
+}
+
+// OrderedStreams returns, in the order given, those of consumed that a route
+// with order_key reads: such streams must be read by one consumer at a time.
+func (s *Set) OrderedStreams(consumed []string) []string {
+	var out []string
+	for _, st := range consumed {
+		for _, r := range s.routes {
+			if r.orderKey != nil && r.acceptsStream(st) {
+				out = append(out, st)
+				break
+			}
+		}
+	}
+	return out
 }

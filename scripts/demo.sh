@@ -3,7 +3,9 @@
 # services registered in Consul, the gateway with configs/, and sample
 # traffic. Ctrl-C (or DEMO_DURATION seconds) stops everything it started.
 #
-# Ports (override with env): Redis 6390, Consul HTTP 8510, admin 9595.
+# Ports (override with env): Redis 6390, Consul HTTP 8510, admin 9595, demo
+# services from 9711 (SVC_PORT=9710: orders 9711-9712, payments 9721-9722,
+# inventory 9731), so the demo can read the saga's counts.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,6 +13,8 @@ REDIS_PORT=${REDIS_PORT:-6390}
 CONSUL_PORT=${CONSUL_PORT:-8510}
 ADMIN=${ADMIN:-127.0.0.1:9595}
 RATE=${RATE:-300}
+SVC_PORT=${SVC_PORT:-9710}
+DECLINE_ABOVE=${DECLINE_ABOVE:-1800}  # payments decline orders above this total (~10%)
 DEMO_DURATION=${DEMO_DURATION:-0}   # seconds; 0 = until Ctrl-C
 DIR=.demo
 mkdir -p "$DIR"
@@ -58,12 +62,14 @@ CHECKPOINT_DISABLE=1 start consul .tools/bin/consul agent -dev -bind 127.0.0.1 -
   -serf-wan-port "$(free_port)" -dns-port -1 -grpc-port -1 -grpc-tls-port -1 -log-level warn
 wait_http "http://127.0.0.1:$CONSUL_PORT/v1/status/leader" consul
 
-echo "demo: services orders (x2, one tagged priority), payments (x2), audit"
+echo "demo: services orders (x2, one tagged priority), payments (x2), inventory, audit"
 svc() { start "$1" bin/demoservice -name "$2" -id "$1" -consul "127.0.0.1:$CONSUL_PORT" "${@:3}"; }
-svc orders-1 orders -tags priority -latency lognormal:2ms:10ms
-svc orders-2 orders -latency lognormal:2ms:10ms
-svc payments-1 payments -latency 3ms
-svc payments-2 payments -latency 3ms -weight 2
+port() { echo "127.0.0.1:$((SVC_PORT + $1))"; }
+svc orders-1 orders -tags priority -latency lognormal:2ms:10ms -shop -listen "$(port 1)"
+svc orders-2 orders -latency lognormal:2ms:10ms -shop -listen "$(port 2)"
+svc payments-1 payments -latency 3ms -shop -decline-above "$DECLINE_ABOVE" -listen "$(port 11)"
+svc payments-2 payments -latency 3ms -weight 2 -shop -decline-above "$DECLINE_ABOVE" -listen "$(port 12)"
+svc inventory-1 inventory -latency 1ms -shop -listen "$(port 21)"
 # audit has no route in configs/rules.yaml: it declares its subscription in
 # its own Consul registration (service meta gateway-sub-orders).
 svc audit-1 audit -latency 1ms \
@@ -102,6 +108,12 @@ cat <<MSG
     tail -f $DIR/orders-1.log $DIR/audit-1.log   what each service receives
     redis-cli -p $REDIS_PORT xrange gateway:dlq - + COUNT 5   dead letters (no_route, schema)
     redis-cli -p $REDIS_PORT xrange replies:demo - + COUNT 5  request-reply answers
+    redis-cli -p $REDIS_PORT xrange orders.compensate - + COUNT 5  saga failure events
+    curl -s $(port 21)/inventory    the inventory's stock
+  Place one order and see each saga step's outcome (a total above $DECLINE_ABOVE is declined):
+    GATEWAY_REDIS_ADDRS=127.0.0.1:$REDIS_PORT bin/gateway request --stream orders --replies 6 \\
+      --field type=order.created \\
+      --payload '{"id":"o-1","total":1900,"region":"us","items":[{"sku":"sku-1","qty":2}]}'
   Edit configs/rules.yaml: it is reloaded within a second.  Ctrl-C stops everything.
 
 MSG
@@ -110,16 +122,38 @@ acked() {
   curl -fsS "http://$ADMIN/metrics" 2>/dev/null |
     awk '/^gateway_messages_acked_total/ {s+=$2} END {printf "%d", s}'
 }
+# saga prints the order saga's counts, summed over the instances: payments
+# declined, and the compensations their failure events triggered.
+saga() {
+  python3 - "$(port 1)" "$(port 2)" "$(port 11)" "$(port 12)" "$(port 21)" <<'PY'
+import json, sys, urllib.request
+def get(addr, path):
+    try:
+        with urllib.request.urlopen(f"http://{addr}{path}", timeout=2) as r:
+            return json.load(r)
+    except Exception:
+        return {}
+o1, o2, p1, p2, inv = sys.argv[1:]
+pay = [get(a, "/saga") for a in (p1, p2)]
+cancelled = sum(get(a, "/saga").get("cancelled", 0) for a in (o1, o2))
+i = get(inv, "/saga")
+held = get(inv, "/inventory").get("held_orders", 0)
+print(f"   saga: {i.get('reserved', 0)} reserved, {sum(p.get('charged', 0) for p in pay)} charged, "
+      f"{sum(p.get('declined', 0) for p in pay)} declined -> compensated: {i.get('released', 0)} stock releases, "
+      f"{cancelled} cancellations; {held} orders holding stock")
+PY
+}
 start_ts=$(date +%s)
 prev=$(acked)
 while :; do
   sleep 5
   now=$(acked)
   printf 'demo: acked %s messages (%s msg/s over the last 5 s)\n' "$now" $(( (now - prev) / 5 ))
-  for svc in orders-1 orders-2 payments-1 payments-2 audit-1; do
+  for svc in orders-1 orders-2 payments-1 payments-2 inventory-1 audit-1; do
     printf '   %-11s received %s\n' "$svc" "$(grep -c 'msg_id\|received' "$DIR/$svc.log" 2>/dev/null || echo 0)"
   done
   printf '   dead letters: %s\n' "$(redis-cli -p "$REDIS_PORT" xlen gateway:dlq)"
+  saga
   prev=$now
   if [ "$DEMO_DURATION" -gt 0 ] && [ $(( $(date +%s) - start_ts )) -ge "$DEMO_DURATION" ]; then
     break

@@ -2,9 +2,11 @@
 // tests of the gateway: it registers itself in Consul with an HTTP health
 // check, logs one line per received message (never the body), answers with
 // a JSON acknowledgement after a modelled latency, and deregisters on
-// SIGINT or SIGTERM.
+// SIGINT or SIGTERM. With -shop it also serves the order saga's steps
+// (shop.go).
 //
 //	demoservice -name orders -consul 127.0.0.1:8500 -latency lognormal:2ms:8ms
+//	demoservice -name payments -shop -decline-above 1800
 package main
 
 import (
@@ -40,8 +42,9 @@ func main() {
 
 type options struct {
 	name, id, listen, consul, tags, latency, logLevel string
-	weight, errorRate                                 float64
-	quiet                                             bool
+	weight, errorRate, declineAbove                   float64
+	quiet, shop                                       bool
+	stock                                             int
 	subscriptions                                     subscribeFlags
 	deregisterAfter                                   time.Duration
 }
@@ -61,6 +64,9 @@ func parseFlags(args []string, out io.Writer) (options, error) {
 	fs.StringVar(&o.latency, "latency", "0", `service time: "0", a duration ("2ms") or "lognormal:MEDIAN:P99"`)
 	fs.Float64Var(&o.errorRate, "error-rate", 0, "fraction of messages answered 503, 0..1")
 	fs.BoolVar(&o.quiet, "quiet", false, "do not log each message")
+	fs.BoolVar(&o.shop, "shop", false, "serve the order saga: POST /inventory/reserve, /inventory/release, /payments/charge, /orders/cancel; GET /inventory, /saga")
+	fs.IntVar(&o.stock, "stock", 1000000, "with -shop: initial stock of every SKU")
+	fs.Float64Var(&o.declineAbove, "decline-above", 0, "with -shop: /payments/charge answers 402 for orders whose total is above this (0 = never)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.DurationVar(&o.deregisterAfter, "deregister-after", time.Minute, "Consul removes the instance after its check is critical this long")
 	if err := fs.Parse(args); err != nil {
@@ -68,6 +74,9 @@ func parseFlags(args []string, out io.Writer) (options, error) {
 	}
 	if o.name == "" {
 		return o, errors.New("-name is required")
+	}
+	if o.stock < 0 || o.declineAbove < 0 {
+		return o, errors.New("-stock and -decline-above must not be negative")
 	}
 	if o.weight < 0 {
 		return o, fmt.Errorf("-weight %v: must not be negative", o.weight)
@@ -103,6 +112,10 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	cfg := backend.Config{Name: o.name, ID: o.id, Latency: lat, ErrorRate: o.errorRate}
 	if !o.quiet {
 		cfg.Logger = log
+	}
+	if o.shop {
+		s := newShop(o.stock, o.declineAbove)
+		cfg.Query, cfg.Respond = s.query, s.respond
 	}
 	b, err := backend.New(cfg)
 	if err != nil {

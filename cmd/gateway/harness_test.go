@@ -42,6 +42,8 @@ type harness struct {
 	claimIdle string
 	cancel    context.CancelFunc
 	done      chan error
+	// env is added to the environment of gateway processes (spawn).
+	env []string
 }
 
 // newClusterHarness is newHarness against a 3-master Redis Cluster.

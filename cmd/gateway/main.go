@@ -2,8 +2,9 @@
 // Streams through a consumer group, matches entries against hot-reloaded
 // rules and dispatches them over HTTP to healthy Consul instances.
 //
-// Subcommands: run, check, test, explain, dlq replay, version. Each stays
-// thin; the work lives in the packages it wires.
+// Subcommands: run, check, test, explain, dlq replay, publish, request,
+// asyncapi, version. Each stays thin; the work lives in the packages it
+// wires.
 package main
 
 import (
@@ -26,6 +27,13 @@ commands:
                                print, as JSON, the routes a message would take
   dlq replay [--config FILE] [--to STREAM] [--limit N] [--rate PER_SEC] [--reason R]
                                move dead-lettered entries back onto their stream
+  publish [--config FILE] --stream S [--field k=v]... [--payload JSON|@file]
+                               XADD one message; print its entry ID
+  request [--config FILE] --stream S [--timeout D] [--replies N] [--field k=v]... [--payload ..]
+                               publish with a fresh reply_to and wait for the reply;
+                               exit 0 delivered, 1 otherwise, 2 on timeout
+  asyncapi [--config FILE] [--rules FILE]
+                               print an AsyncAPI 3.0 document of streams and routes
   version                      print version, commit and Go version
 `
 
@@ -69,6 +77,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdExplain(args[1:], stdout, stderr)
 	case "dlq":
 		err = cmdDLQ(args[1:], stdout, stderr)
+	case "publish":
+		err = cmdPublish(args[1:], stdout, stderr)
+	case "request":
+		err = cmdRequest(args[1:], stdout, stderr)
+	case "asyncapi":
+		err = cmdAsyncAPI(args[1:], stdout, stderr)
 	case "version", "--version", "-v":
 		cmdVersion(stdout)
 	case "help", "-h", "--help":

@@ -16,6 +16,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/msgroute/gateway/internal/config"
 	"github.com/msgroute/gateway/internal/testenv"
 )
 
@@ -80,10 +81,23 @@ func (l *lockedLog) String() string {
 // spawn starts a gateway process as consumer name and waits until ready.
 func (h *harness) spawn(name string, streams []string, extra string) *gwProc {
 	h.t.Helper()
-	cfgPath, admin := h.writeConfig("gateway-"+name+".yaml", name, streams, extra)
+	cfgPath, _ := h.writeConfig("gateway-"+name+".yaml", name, streams, extra)
+	return h.spawnConfig(name, cfgPath)
+}
+
+// spawnConfig starts a gateway process as consumer name with the config
+// at cfgPath (written by writeConfig) and waits until ready.
+func (h *harness) spawnConfig(name, cfgPath string) *gwProc {
+	h.t.Helper()
+	cfg, err := config.Load(cfgPath)
+	if err != nil {
+		h.t.Fatalf("config: %v", err)
+	}
+	admin := cfg.Admin.Listen
 	p := &gwProc{admin: admin, done: make(chan struct{}), log: &lockedLog{}}
 	p.cmd = exec.Command(gatewayBinary(h.t), "run", "--config", cfgPath)
 	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
+	p.cmd.Env = append(os.Environ(), h.env...)
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := p.cmd.Start(); err != nil {
 		h.t.Fatal(err)

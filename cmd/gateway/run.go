@@ -139,6 +139,7 @@ func serve(ctx context.Context, cfg *config.Config, set *rules.Set, log *slog.Lo
 	if err != nil {
 		return err
 	}
+	owner := &leaseOwner{}
 	rt, err = router.New(router.Config{
 		Streams: cfg.Consumer.Streams, Batch: cfg.Consumer.Batch, Block: cfg.Consumer.Block,
 		ClaimIdle: cfg.Consumer.ClaimIdle, ClaimInterval: cfg.Consumer.ClaimInterval, AttemptTimeout: cfg.Dispatch.Timeout,
@@ -147,16 +148,22 @@ func serve(ctx context.Context, cfg *config.Config, set *rules.Set, log *slog.Lo
 		MaxPayloadBytes: cfg.Consumer.MaxPayloadBytes, ReplyMaxLen: cfg.Consumer.ReplyMaxLen, Logger: log,
 	}, router.Deps{
 		Source: group, Settler: group, Publisher: group, Picker: bal, Sender: disp, Instances: bal.Instances,
-		Rules: holder.Load, Metrics: m,
+		Rules: holder.Load, Metrics: m, Owner: owner, TakeOver: group,
 	})
 	if err != nil {
 		return err
 	}
 	rt.PrimeMetrics(set)
+	leases, err := newLeases(rdb, cfg.Consumer, rt.ClaimIdle(), log)
+	if err != nil {
+		return err
+	}
+	owner.m = leases
 	ret, err := retention.New(retention.Config{
 		Streams: cfg.Consumer.Streams, Group: cfg.Consumer.Group, Mode: retention.Mode(cfg.Consumer.Retention),
 		Keep: cfg.Consumer.RetentionKeep, TrimInterval: cfg.Consumer.RetentionInterval,
 		DLQStream: cfg.Consumer.DLQStream, DLQMaxLen: cfg.Consumer.DLQMaxLen, Logger: log,
+		Ownership: streamOrdering{rules: holder.Load, leases: leases, log: log}.Ownership,
 	}, rdb, m)
 	if err != nil {
 		return err
@@ -185,6 +192,7 @@ func serve(ctx context.Context, cfg *config.Config, set *rules.Set, log *slog.Lo
 	aux.Go(func() error { return watcher.Run(auxCtx) })
 	aux.Go(func() error { return admin.Run(auxCtx) })
 	aux.Go(func() error { return ret.Run(auxCtx) }) // lag and pending gauges, /streams, trimming
+	aux.Go(func() error { return leases.Run(auxCtx) })
 	aux.Go(func() error { return reloadOnSIGHUP(auxCtx, watcher, log) })
 
 	routerCtx, stopRouter := context.WithCancel(ctx)

@@ -94,6 +94,20 @@ func (f fieldFlags) Set(s string) error {
 	return nil
 }
 
+// setPayload sets the payload field from --payload: JSON text, or @file.
+func (f fieldFlags) setPayload(p string) error {
+	if strings.HasPrefix(p, "@") {
+		b, err := os.ReadFile(p[1:])
+		if err != nil {
+			return fmt.Errorf("--payload: %w", err)
+		}
+		f[rules.FieldPayload] = string(b)
+	} else if p != "" {
+		f[rules.FieldPayload] = p
+	}
+	return nil
+}
+
 // cmdExplain dry-runs one message against a rules file and prints the
 // routes it would take, in order, as JSON.
 func cmdExplain(args []string, stdout, stderr io.Writer) error {
@@ -125,14 +139,8 @@ func cmdExplain(args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 	}
-	if p := *payload; strings.HasPrefix(p, "@") {
-		b, err := os.ReadFile(p[1:])
-		if err != nil {
-			return fmt.Errorf("payload: %w", err)
-		}
-		fields[rules.FieldPayload] = string(b)
-	} else if p != "" {
-		fields[rules.FieldPayload] = p
+	if err := fields.setPayload(*payload); err != nil {
+		return err
 	}
 	msg := rules.NewMessage(*stream, "0-1", fields, 1)
 	enc := json.NewEncoder(stdout)

@@ -31,6 +31,15 @@ type Config struct {
 	// the modelled latency. It runs on the request goroutine, concurrently
 	// with other calls; the Message's slices are valid only during the call.
 	OnMessage func(*Message)
+	// Query, when set, is offered every request but GET /health and GET
+	// /stats first; it returns true when it answered (reads of the
+	// service's own state, not counted as messages).
+	Query func(*fasthttp.RequestCtx) bool
+	// Respond, when set, answers a message in place of the default
+	// acknowledgement (after the counters, logging and modelled latency);
+	// it returns false to leave the default answer. Error-rate answers
+	// still apply first.
+	Respond func(*fasthttp.RequestCtx) bool
 }
 
 // Message is what a backend saw of one request. Byte slices alias the
@@ -181,6 +190,9 @@ func (b *Backend) Handle(ctx *fasthttp.RequestCtx) {
 		ctx.SetBodyString("ok")
 		return
 	}
+	if b.cfg.Query != nil && b.cfg.Query(ctx) {
+		return
+	}
 	now := time.Now()
 	b.received.Add(1)
 	n := b.inflight.Add(1)
@@ -199,6 +211,9 @@ func (b *Backend) Handle(ctx *fasthttp.RequestCtx) {
 		b.errors.Add(1)
 		ctx.SetStatusCode(fasthttp.StatusServiceUnavailable)
 		ctx.SetBody(b.nack)
+		return
+	}
+	if b.cfg.Respond != nil && b.cfg.Respond(ctx) {
 		return
 	}
 	ctx.SetBody(b.ack)

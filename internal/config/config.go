@@ -28,6 +28,7 @@ type Config struct {
 	Log      Log      `mapstructure:"log"`
 	Balancer Balancer `mapstructure:"balancer"`
 	Dispatch Dispatch `mapstructure:"dispatch"`
+	AsyncAPI AsyncAPI `mapstructure:"asyncapi"`
 }
 
 // Redis says how to reach Redis. Several addrs, or Cluster, mean Redis Cluster.
@@ -127,6 +128,13 @@ type Dispatch struct {
 	// router's AttemptTimeout holds its default, derived from claim_idle.
 	Timeout         time.Duration `mapstructure:"timeout"`
 	MaxConnsPerHost int           `mapstructure:"max_conns_per_host"` // default: dispatch.Config's
+}
+
+// AsyncAPI fills the info object of `gateway asyncapi`. Empty fields take
+// the asyncapi package's defaults (title "gateway", version "1.0.0").
+type AsyncAPI struct {
+	Title   string `mapstructure:"title"`
+	Version string `mapstructure:"version"`
 }
 
 // defaults sets the defaults this package owns: those of keys no

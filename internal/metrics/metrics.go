@@ -32,6 +32,7 @@ type Metrics struct {
 	Dropped        *prometheus.CounterVec // {stream} unmatched with default action drop
 	Replies        *prometheus.CounterVec // {result}
 	Errors         *prometheus.CounterVec // {op} Redis operations that failed
+	StreamOwned    *prometheus.GaugeVec   // {stream} 1 where this replica reads an ordered stream
 	// OldestUnfinishedAge is the age of the oldest entry some consumer
 	// group has pending or unread; StreamLength is XLEN.
 	OldestUnfinishedAge *prometheus.GaugeVec // {stream}
@@ -70,7 +71,8 @@ func New() *Metrics {
 	m.Dropped = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "gateway_messages_dropped_total", Help: "Unmatched messages dropped by default action drop."}, []string{"stream"})
 	m.Replies = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "gateway_replies_total", Help: "Request-reply responses written, by result."}, []string{"result"})
 	m.Errors = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "gateway_redis_errors_total", Help: "Failed Redis operations by operation."}, []string{"op"})
-	for _, c := range []prometheus.Collector{m.Consumed, m.Acked, m.RouteMatches, m.Dispatch, m.DispatchDuration,
+	m.StreamOwned = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "gateway_stream_owned", Help: "1 for each ordered stream this replica owns and reads, 0 for the other consumed streams."}, []string{"stream"})
+	for _, c := range []prometheus.Collector{m.StreamOwned, m.Consumed, m.Acked, m.RouteMatches, m.Dispatch, m.DispatchDuration,
 		m.Retries, m.DLQ, m.RulesReloads, m.RulesActive, m.ConsumerLag, m.Pending, m.Inflight, m.Subscriptions,
 		m.Parked, m.DroppedHeaders, m.Dropped, m.Replies, m.Errors,
 		m.StreamTrimmed, m.OldestUnfinishedAge, m.StreamLength, m.Stage,

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -233,13 +234,20 @@ func (g *Group) AckMany(ctx context.Context, byStream map[string][]string) error
 }
 
 // Add appends fields to stream (XADD *), trimming to about maxLen entries
-// when maxLen > 0. Fields are written in the order given.
+// when maxLen > 0. Fields are written in the order given. A reply stream of
+// `gateway request` (ReplyStreamPrefix) is never created here (NOMKSTREAM):
+// the requester creates it and deletes it when done or gone, so a reply
+// that comes after that is dropped (id "", nil error) instead of leaving a
+// key behind.
 func (g *Group) Add(ctx context.Context, stream string, maxLen int64, fields []string) (string, error) {
-	args := &redis.XAddArgs{Stream: stream, Values: fields}
+	args := &redis.XAddArgs{Stream: stream, Values: fields, NoMkStream: strings.HasPrefix(stream, ReplyStreamPrefix)}
 	if maxLen > 0 {
 		args.MaxLen, args.Approx = maxLen, true
 	}
 	id, err := g.rdb.XAdd(ctx, args).Result()
+	if args.NoMkStream && errors.Is(err, redis.Nil) {
+		return "", nil // the requester is gone
+	}
 	if err != nil {
 		return "", fmt.Errorf("xadd %s: %w", stream, err)
 	}

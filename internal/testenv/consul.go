@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -27,21 +28,32 @@ type Consul struct {
 func StartConsul(t testing.TB, extra ...string) *Consul {
 	t.Helper()
 	c := &Consul{t: t, bin: lookBinary(t, "consul")}
-	httpPort := FreePort(t)
-	c.Addr = hostPort(httpPort)
-	c.args = []string{
-		"agent", "-dev", "-bind", "127.0.0.1", "-client", "127.0.0.1",
-		"-node", fmt.Sprintf("test-%d", httpPort),
-		"-data-dir", t.TempDir(),
-		"-http-port", strconv.Itoa(httpPort),
-		"-server-port", strconv.Itoa(FreePort(t)),
-		"-serf-lan-port", strconv.Itoa(FreePort(t)),
-		"-serf-wan-port", strconv.Itoa(FreePort(t)),
-		"-dns-port", "-1", "-grpc-port", "-1", "-grpc-tls-port", "-1",
-		"-log-level", "warn",
+	// A port found free may be taken by another process before the agent
+	// binds it (tests on this machine run in parallel): then try other ports.
+	for attempt := 1; ; attempt++ {
+		httpPort := FreePort(t)
+		c.Addr = hostPort(httpPort)
+		c.args = []string{
+			"agent", "-dev", "-bind", "127.0.0.1", "-client", "127.0.0.1",
+			"-node", fmt.Sprintf("test-%d", httpPort),
+			"-data-dir", t.TempDir(),
+			"-http-port", strconv.Itoa(httpPort),
+			"-server-port", strconv.Itoa(FreePort(t)),
+			"-serf-lan-port", strconv.Itoa(FreePort(t)),
+			"-serf-wan-port", strconv.Itoa(FreePort(t)),
+			"-dns-port", "-1", "-grpc-port", "-1", "-grpc-tls-port", "-1",
+			"-log-level", "warn",
+		}
+		c.args = append(c.args, extra...)
+		err := c.start()
+		if err == nil {
+			break
+		}
+		if attempt == 3 || !strings.Contains(c.proc.out.String(), "address already in use") {
+			failf(c.t, c.proc, "consul agent on %s did not start: %v", c.Addr, err)
+		}
+		c.proc.stop(5 * time.Second)
 	}
-	c.args = append(c.args, extra...)
-	c.Start()
 	t.Cleanup(c.Stop)
 	return c
 }
@@ -50,9 +62,22 @@ func StartConsul(t testing.TB, extra ...string) *Consul {
 // A dev agent keeps nothing across restarts: services must re-register.
 func (c *Consul) Start() {
 	c.t.Helper()
+	if err := c.start(); err != nil {
+		failf(c.t, c.proc, "consul agent on %s did not start: %v", c.Addr, err)
+	}
+}
+
+// start starts the agent and waits until it has a leader, or exited.
+func (c *Consul) start() error {
+	c.t.Helper()
 	c.proc = startProcess(c.t, "consul", c.bin, []string{"CHECKPOINT_DISABLE=1"}, c.args...)
 	client := &http.Client{Timeout: time.Second}
-	err := waitFor(30*time.Second, func() error {
+	return waitFor(30*time.Second, func() error {
+		select {
+		case <-c.proc.done:
+			return errExited
+		default:
+		}
 		resp, err := client.Get("http://" + c.Addr + "/v1/status/leader")
 		if err != nil {
 			return err
@@ -65,9 +90,6 @@ func (c *Consul) Start() {
 		}
 		return nil
 	})
-	if err != nil {
-		failf(c.t, c.proc, "consul agent on %s did not start: %v", c.Addr, err)
-	}
 }
 
 // Stop terminates the agent gracefully.

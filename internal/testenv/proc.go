@@ -2,6 +2,7 @@ package testenv
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -128,7 +129,12 @@ func (p *process) kill() {
 	<-p.done
 }
 
-// waitFor polls cond until it holds or the deadline passes.
+// errExited is returned by a waitFor condition when the process it waits
+// for has exited: there is no point waiting longer.
+var errExited = errors.New("process exited")
+
+// waitFor polls cond until it holds, returns errExited, or the deadline
+// passes.
 func waitFor(timeout time.Duration, cond func() error) error {
 	deadline := time.Now().Add(timeout)
 	tick := 20 * time.Millisecond
@@ -137,7 +143,7 @@ func waitFor(timeout time.Duration, cond func() error) error {
 		if err == nil {
 			return nil
 		}
-		if time.Now().After(deadline) {
+		if errors.Is(err, errExited) || time.Now().After(deadline) {
 			return err
 		}
 		time.Sleep(tick)
