@@ -1,6 +1,7 @@
 package rules
 
 import (
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -195,15 +196,14 @@ func (st *evalState) run(p *vm.Program) (any, error) {
 }
 
 // OrderedStreams returns, in the order given, those of consumed that a route
-// with order_key reads: such streams must be read by one consumer at a time.
+// with order_key reads (a file route or a subscription): such streams must
+// be read by one consumer at a time.
 func (s *Set) OrderedStreams(consumed []string) []string {
 	var out []string
 	for _, st := range consumed {
-		for _, r := range s.routes {
-			if r.orderKey != nil && r.acceptsStream(st) {
-				out = append(out, st)
-				break
-			}
+		if slices.ContainsFunc(s.routes, func(r *Route) bool { return r.orderKey != nil && r.acceptsStream(st) }) ||
+			slices.ContainsFunc(s.subs, func(r *Route) bool { return r.orderKey != nil && r.acceptsStream(st) }) {
+			out = append(out, st)
 		}
 	}
 	return out

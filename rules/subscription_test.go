@@ -50,6 +50,29 @@ func TestCompileSubscriptionErrors(t *testing.T) {
 	}
 }
 
+// TestSubscriptionOrderKey: order_key goes through the file routes'
+// compiler, so a declaration gets it (and its checks) like a file route.
+func TestSubscriptionOrderKey(t *testing.T) {
+	r, err := CompileSubscription("audit", "o", `{"stream":"orders","match":"true","order_key":"body.id"}`, "k", nil)
+	if err != nil || r.OrderKey != "body.id" {
+		t.Fatalf("CompileSubscription with order_key = %+v, %v", r, err)
+	}
+	ms := compileString(t, "routes: []\n").WithSubscriptions([]*Route{r}).Match(
+		NewMessage("orders", "1-0", map[string]string{"payload": `{"id":"o-7"}`}, 1), nil)
+	if len(ms) != 1 || ms[0].Key != "o-7" {
+		t.Errorf("Match = %+v, want key o-7", ms)
+	}
+	// A stream a subscription with order_key reads is ordered.
+	set := compileString(t, "routes: []\n").WithSubscriptions([]*Route{r})
+	if got := set.OrderedStreams([]string{"orders", "payments"}); !slices.Equal(got, []string{"orders"}) {
+		t.Errorf("OrderedStreams = %v, want [orders]", got)
+	}
+	if _, err := CompileSubscription("audit", "o", `{"stream":"orders","match":"true","order_key":"nope"}`, "k", nil); err == nil ||
+		!strings.Contains(err.Error(), "order_key") {
+		t.Errorf("bad order_key: err = %v, want one naming order_key", err)
+	}
+}
+
 func TestCompileSubscription(t *testing.T) {
 	r, err := CompileSubscription("audit", "orders", `{"stream":"orders","match":"headers.type startsWith \"order.\"","method":"put","path_expr":"\"/audit/\" + id","timeout":"2s"}`, "key1", []string{"orders"})
 	if err != nil {
