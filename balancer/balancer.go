@@ -187,7 +187,7 @@ func (b *Balancer) Update(service string, instances []discovery.Instance) {
 func sameInstance(a, b discovery.Instance) bool {
 	return a.ID == b.ID && a.Node == b.Node && a.Service == b.Service &&
 		a.Address == b.Address && a.Port == b.Port && a.Weight == b.Weight &&
-		slices.Equal(a.Tags, b.Tags)
+		slices.Equal(a.Tags, b.Tags) && slices.Equal(a.Declarations, b.Declarations)
 }
 
 // medianLatency is the median current estimate over the service's pool,

@@ -4,6 +4,8 @@ import (
 	"math"
 	"slices"
 	"sync/atomic"
+
+	"github.com/msgroute/gateway/discovery"
 )
 
 // pool is one immutable snapshot of a service's instances. Subsets for tag
@@ -88,7 +90,7 @@ func (p *pool) subset(tags []string) *subset {
 	}
 	var eps []*Endpoint
 	for _, e := range p.all.eps {
-		if hasAllTags(e.info.Load().inst.Tags, tags) {
+		if eligible(e.info.Load().inst, tags) {
 			eps = append(eps, e)
 		}
 	}
@@ -113,6 +115,18 @@ func (p *pool) subset(tags []string) *subset {
 			}
 		}
 	}
+}
+
+// eligible reports whether inst carries every tag in want, where a
+// subscription declaration's Key counts as a tag (subscription routes ask
+// for the instances declaring them that way).
+func eligible(inst discovery.Instance, want []string) bool {
+	for _, w := range want {
+		if !slices.Contains(inst.Tags, w) && !slices.ContainsFunc(inst.Declarations, func(d discovery.Declaration) bool { return d.Key == w }) {
+			return false
+		}
+	}
+	return true
 }
 
 func hasAllTags(have, want []string) bool {

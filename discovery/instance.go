@@ -2,6 +2,8 @@ package discovery
 
 import (
 	"cmp"
+	"crypto/sha256"
+	"encoding/hex"
 	"math"
 	"net"
 	"slices"
@@ -29,6 +31,43 @@ type Instance struct {
 	// Weight is service meta "weight": a positive finite number, default 1.
 	// Anything else is read as 1 (and logged once per instance and value).
 	Weight float64
+	// Declarations are the instance's subscription declarations (service
+	// meta keys gateway-sub-NAME), sorted by Name; nil when it has none.
+	Declarations []Declaration
+}
+
+// DeclarationPrefix starts the service meta keys that declare subscriptions.
+const DeclarationPrefix = "gateway-sub-"
+
+// Declaration is one subscription an instance declares in its service
+// meta: key gateway-sub-NAME, value a JSON object. Discovery does not
+// validate it; the subscriptions package compiles it.
+type Declaration struct {
+	Name  string // NAME of the meta key, as registered
+	Value string // the meta value, as registered
+	// Key identifies the declaration's content: "gateway-sub-NAME@" and
+	// the first 16 hex digits of the value's SHA-256. Instances declaring
+	// the same NAME with the same value share it; a subscription route
+	// lists it in its Tags so that the balancer picks only among them.
+	Key string
+}
+
+// DeclarationKey is the Key of a declaration of name with value.
+func DeclarationKey(name, value string) string {
+	sum := sha256.Sum256([]byte(value))
+	return DeclarationPrefix + name + "@" + hex.EncodeToString(sum[:8])
+}
+
+// declarations extracts the gateway-sub-* entries of meta, sorted by name.
+func declarations(meta map[string]string) []Declaration {
+	var out []Declaration
+	for k, v := range meta {
+		if name, ok := strings.CutPrefix(k, DeclarationPrefix); ok {
+			out = append(out, Declaration{Name: name, Value: v, Key: DeclarationKey(name, v)})
+		}
+	}
+	slices.SortFunc(out, func(a, b Declaration) int { return cmp.Compare(a.Name, b.Name) })
+	return out
 }
 
 // Addr is "host:port", with IPv6 hosts bracketed.
@@ -85,6 +124,7 @@ func fromEntries(service string, entries []*api.ServiceEntry) ([]Instance, []bad
 				inst.Address = en.Node.Address
 			}
 		}
+		inst.Declarations = declarations(s.Meta)
 		w, ok := parseWeight(s.Meta)
 		inst.Weight = w
 		if !ok {
@@ -103,6 +143,6 @@ func equalSnapshots(a, b []Instance) bool {
 	return slices.EqualFunc(a, b, func(x, y Instance) bool {
 		return x.ID == y.ID && x.Service == y.Service && x.Node == y.Node &&
 			x.Address == y.Address && x.Port == y.Port && x.Weight == y.Weight &&
-			slices.Equal(x.Tags, y.Tags)
+			slices.Equal(x.Tags, y.Tags) && slices.Equal(x.Declarations, y.Declarations)
 	})
 }

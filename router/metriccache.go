@@ -96,6 +96,9 @@ func (r *Router) PrimeMetrics(set *rules.Set) {
 	for _, rt := range set.Routes() {
 		r.mc.routeMatches(rt.Name)
 	}
+	for _, rt := range set.Subscriptions() {
+		r.mc.routeMatches(rt.Name)
+	}
 	for _, svc := range set.Services() {
 		r.mc.service(svc)
 		r.deps.Metrics.Dispatch.WithLabelValues(svc, "no_instance")

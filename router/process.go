@@ -168,7 +168,7 @@ func (r *Router) processRoutes(ctx context.Context, j *job) verdict {
 	for i := range j.matches {
 		m := &j.matches[i]
 		r.mc.routeMatches(m.Route.Name).Inc()
-		if slices.Contains(settled, m.Route.Name) {
+		if slices.Contains(settled, m.Route.SettleKey()) {
 			continue // delivered or dead-lettered on an earlier delivery
 		}
 		var o outcome
@@ -191,7 +191,7 @@ func (r *Router) processRoutes(ctx context.Context, j *job) verdict {
 			v.retryAfter = max(v.retryAfter, wait)
 		default:
 			if fanOut {
-				nowFinal = append(nowFinal, m.Route.Name)
+				nowFinal = append(nowFinal, m.Route.SettleKey())
 			}
 		}
 	}

@@ -10,14 +10,25 @@ import (
 
 // readLoop reads new entries of stream while ctx lives. It first re-reads
 // this consumer's own pending entries (left by a previous run of the same
-// replica), then new ones. Reads are full batches: the reader hands a
-// batch's entries on as in-flight slots free up (start), and reads the next
-// batch once the last one is handed on. So a backlog keeps every slot busy
-// while the next batch is on its way (waiting for a quarter of the window
-// to free before reading, as this loop once did, left that quarter idle
-// for a Redis round trip each time), and a full pipeline still stops
-// reading: at most one batch per stream waits for slots.
+// replica), then new ones. Reads are full batches, matched and leased by
+// this loop, then handed on by a second goroutine (handLoop) as in-flight
+// slots free up, while this one already reads and matches the next batch.
+// So a backlog keeps every slot busy: a reader that read, matched and
+// handed on in turn left slots idle for a Redis round trip and a batch's
+// matching each time (as a reader waiting for a quarter of the window to
+// free before reading once did). A full pipeline still stops reading: at
+// most two batches per stream wait for slots, both leased.
 func (r *Router) readLoop(ctx, workCtx context.Context, stream string) {
+	batches := make(chan preparedBatch, 1)
+	handed := make(chan struct{})
+	go func() {
+		defer close(handed)
+		r.handLoop(ctx, workCtx, batches)
+	}()
+	defer func() {
+		close(batches)
+		<-handed
+	}()
 	b := &backoff.Backoff{Min: 50 * time.Millisecond, Max: 5 * time.Second}
 	cursor := "0" // own backlog first, paged by ID; then ">" for new entries
 	for ctx.Err() == nil {
@@ -48,7 +59,18 @@ func (r *Router) readLoop(ctx, workCtx context.Context, stream string) {
 				cursor = entries[len(entries)-1].ID
 			}
 		}
-		r.start(ctx, workCtx, entries)
+		if len(entries) > 0 {
+			batches <- r.prepareBatch(entries)
+		}
+	}
+}
+
+// handLoop hands on the batches readLoop prepared, in order, until the
+// channel is closed; once ctx ends, what is left is dropped (it stays
+// pending in Redis).
+func (r *Router) handLoop(ctx, workCtx context.Context, batches <-chan preparedBatch) {
+	for pb := range batches {
+		r.handOut(ctx, workCtx, pb)
 	}
 }
 
@@ -97,17 +119,24 @@ func (r *Router) readFailed(ctx context.Context, stream, op string, err error) {
 	}
 }
 
-// start matches each entry, then hands the entries to workers as in-flight
-// slots free up, each once every service it goes to has room in its queue
-// (so a saturated service stops this stream's reader, not the others).
-// Each entry holds one slot until it is settled. Entries waiting for a
-// slot are leased like those in flight, so a long wait never lets another
-// replica claim them. If ctx ends while waiting, the remaining entries
-// stay pending in Redis.
+// preparedBatch is a batch of entries matched and leased, waiting for
+// in-flight slots.
+type preparedBatch struct {
+	jobs     []*job
+	prepared time.Time // when matching ended
+}
+
+// start matches and leases entries, then hands them on (handOut).
 func (r *Router) start(ctx, workCtx context.Context, entries []Entry) {
-	if len(entries) == 0 {
-		return
+	if len(entries) > 0 {
+		r.handOut(ctx, workCtx, r.prepareBatch(entries))
 	}
+}
+
+// prepareBatch matches each entry and leases it: an entry waiting for a
+// slot is as much this replica's as one in flight, so a long wait never
+// lets another replica (or this one's XAUTOCLAIM) claim it.
+func (r *Router) prepareBatch(entries []Entry) preparedBatch {
 	// One clock reading and one consumed count per batch (all entries are
 	// of one stream); a lease that starts a little early is renewed early,
 	// which is harmless.
@@ -120,6 +149,16 @@ func (r *Router) start(ctx, workCtx context.Context, entries []Entry) {
 	}
 	prepared := time.Now()
 	r.stages.match.Observe(prepared.Sub(now).Seconds() / float64(len(entries)))
+	return preparedBatch{jobs: jobs, prepared: prepared}
+}
+
+// handOut hands a prepared batch's jobs to workers as in-flight slots free
+// up, each once every service it goes to has room in its queue (so a
+// saturated service stops this stream, not the others). Each entry holds
+// one slot until it is settled. If ctx ends while waiting, the remaining
+// entries stay pending in Redis.
+func (r *Router) handOut(ctx, workCtx context.Context, pb preparedBatch) {
+	jobs := pb.jobs
 	for i := 0; i < len(jobs); {
 		n := r.slots.take(ctx, 1, len(jobs)-i)
 		if n == 0 {
@@ -134,7 +173,7 @@ func (r *Router) start(ctx, workCtx context.Context, entries []Entry) {
 				return
 			}
 			if j.sampled = r.stages.sample(); j.sampled {
-				j.stamp = observeSince(r.stages.waitSlot, prepared)
+				j.stamp = observeSince(r.stages.waitSlot, pb.prepared)
 			}
 			r.deps.Metrics.Inflight.Inc()
 			r.work.Add(1)

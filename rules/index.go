@@ -31,7 +31,12 @@ type dimension struct {
 // buildIndex files every route under its most selective cond: the one whose
 // values are shared by the fewest routes. Ties prefer stream, then headers,
 // then body, since reading the body needs the payload decoded.
-func buildIndex(routes []*Route) index {
+func buildIndex(routes []*Route) index { return indexRoutes(routes, true) }
+
+// indexRoutes is buildIndex; with residuals false it leaves the routes'
+// programs alone (each route is then evaluated whole), so routes shared
+// with sets already in use can be indexed again without a data race.
+func indexRoutes(routes []*Route, residuals bool) index {
 	conds := make([][]cond, len(routes))
 	popularity := map[dimKey]map[string]int{}
 	for i, r := range routes {
@@ -80,7 +85,7 @@ func buildIndex(routes []*Route) index {
 		best := cheapest(conds[i], popularity)
 		if best >= 0 {
 			c := conds[i][best]
-			if c.loc >= 0 {
+			if residuals && c.loc >= 0 {
 				routes[i].eval, routes[i].readsBody = routes[i].match.residual(c)
 			}
 			file(i, c)

@@ -54,6 +54,9 @@ func (s *Set) match(m *Message, dst []Match, count bool) []Match {
 		}
 		dst = append(dst, Match{Route: s.defRoute, Path: s.defRoute.Path})
 	}
+	if len(s.subs) > 0 {
+		dst = s.matchSubscriptions(st, m, dst, count)
+	}
 	return dst
 }
 
@@ -174,7 +177,9 @@ type Explanation struct {
 	// OrderKey is the message's key on a route with order_key.
 	OrderKey string `json:"order_key,omitempty"`
 	Batch    *Batch `json:"batch,omitempty"`
-	Error    string `json:"error,omitempty"` // why the message cannot go on this route
+	// Subscription: declared in Consul by the instances of Service.
+	Subscription bool   `json:"subscription,omitempty"`
+	Error        string `json:"error,omitempty"` // why the message cannot go on this route
 }
 
 // Explain reports the routes m would take, like Match, without counting into
@@ -184,15 +189,16 @@ func (s *Set) Explain(m *Message) []Explanation {
 	out := make([]Explanation, 0, len(matches))
 	for _, mt := range matches {
 		e := Explanation{
-			Route:    mt.Route.Name,
-			Service:  mt.Route.Service,
-			Method:   mt.Route.Method,
-			Path:     mt.Path,
-			Tags:     mt.Route.Tags,
-			Priority: mt.Route.Priority,
-			Continue: mt.Route.Continue,
-			OrderKey: mt.Key,
-			Batch:    mt.Route.Batch,
+			Route:        mt.Route.Name,
+			Service:      mt.Route.Service,
+			Method:       mt.Route.Method,
+			Path:         mt.Path,
+			Tags:         mt.Route.Tags,
+			Priority:     mt.Route.Priority,
+			Continue:     mt.Route.Continue,
+			OrderKey:     mt.Key,
+			Batch:        mt.Route.Batch,
+			Subscription: mt.Route.Subscription,
 		}
 		if e.Tags == nil {
 			e.Tags = []string{}

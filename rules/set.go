@@ -1,6 +1,7 @@
 package rules
 
 import (
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -66,6 +67,10 @@ type Route struct {
 	OnFailure string
 	File      string // rules file and line where the route's entry starts
 	Line      int
+	// Subscription: declared by instances in Consul (CompileSubscription),
+	// not written in a rules file.
+	Subscription bool
+	settleKey    string // "" = Name
 
 	streamSet  map[string]struct{}
 	match      *program    // as written; nil: always true
@@ -76,6 +81,17 @@ type Route struct {
 	readsBody  bool // eval reads body
 	matches    atomic.Uint64
 	evalErrors atomic.Uint64
+}
+
+// SettleKey tells apart the routes one message matched, for remembering
+// which of them reached a final outcome: the name, and for a subscription
+// also its declaration key, since the variants of one subscription
+// (instances declaring one NAME with different values) share a name.
+func (r *Route) SettleKey() string {
+	if r.settleKey != "" {
+		return r.settleKey
+	}
+	return r.Name
 }
 
 // Matches reports how many messages this route has matched through Set.Match.
@@ -127,6 +143,11 @@ type Set struct {
 	shapeNodes int
 	idx        index
 	states     sync.Pool // *evalState
+	// Subscriptions (WithSubscriptions): evaluated after the file routes,
+	// each independently. base is the file-only set they were added to.
+	base   *Set
+	subs   []*Route
+	subIdx index // over subs; nil buckets when there are none
 }
 
 // Version is the hex SHA-256 of the sources (each file's name and contents,
@@ -176,15 +197,14 @@ func (st *evalState) run(p *vm.Program) (any, error) {
 }
 
 // OrderedStreams returns, in the order given, those of consumed that a route
-// with order_key reads: such streams must be read by one consumer at a time.
+// with order_key reads (a file route or a subscription): such streams must
+// be read by one consumer at a time.
 func (s *Set) OrderedStreams(consumed []string) []string {
 	var out []string
 	for _, st := range consumed {
-		for _, r := range s.routes {
-			if r.orderKey != nil && r.acceptsStream(st) {
-				out = append(out, st)
-				break
-			}
+		if slices.ContainsFunc(s.routes, func(r *Route) bool { return r.orderKey != nil && r.acceptsStream(st) }) ||
+			slices.ContainsFunc(s.subs, func(r *Route) bool { return r.orderKey != nil && r.acceptsStream(st) }) {
+			out = append(out, st)
 		}
 	}
 	return out

@@ -70,7 +70,10 @@ svc orders-2 orders -latency lognormal:2ms:10ms -shop -listen "$(port 2)"
 svc payments-1 payments -latency 3ms -shop -decline-above "$DECLINE_ABOVE" -listen "$(port 11)"
 svc payments-2 payments -latency 3ms -weight 2 -shop -decline-above "$DECLINE_ABOVE" -listen "$(port 12)"
 svc inventory-1 inventory -latency 1ms -shop -listen "$(port 21)"
-svc audit-1 audit -latency 1ms
+# audit has no route in configs/rules.yaml: it declares its subscription in
+# its own Consul registration (service meta gateway-sub-orders).
+svc audit-1 audit -latency 1ms \
+  -subscribe "orders={\"stream\":\"orders\",\"match\":\"headers.type startsWith 'order.'\",\"path\":\"/audit\"}"
 
 export GATEWAY_REDIS_ADDRS=127.0.0.1:$REDIS_PORT
 export GATEWAY_CONSUL_ADDRESS=127.0.0.1:$CONSUL_PORT
@@ -80,6 +83,16 @@ echo "demo: gateway run --config configs/gateway.yaml"
 start gateway bin/gateway run --config configs/gateway.yaml
 wait_http "http://$ADMIN/readyz" gateway
 
+echo "demo: subscriptions declared in Consul (GET /rules .subscriptions):"
+for _ in $(seq 1 50); do
+  subs=$(curl -fsS "http://$ADMIN/rules" | python3 -c 'import json,sys
+for s in json.load(sys.stdin)["subscriptions"]:
+    print("   %s  %s  instances=%s  %s" % (s["route"], s["state"], ",".join(s["instances"]), s["declaration"]))')
+  [ -n "$subs" ] && break
+  sleep 0.1
+done
+echo "${subs:-   (none yet)}"
+
 echo "demo: producer at $RATE msg/s (orders, payments, events)"
 start producer bin/demoproducer -redis "127.0.0.1:$REDIS_PORT" -rate "$RATE"
 
@@ -88,7 +101,7 @@ cat <<MSG
   The gateway is routing. Look at:
     http://$ADMIN/            live status page (open it in a browser)
     http://$ADMIN/metrics     Prometheus metrics (gateway_*)
-    http://$ADMIN/rules       active rule set, per-route match counts
+    http://$ADMIN/rules       active rule set, per-route match counts, subscriptions
     http://$ADMIN/instances   instances, latency estimates, traffic share
     http://$ADMIN/readyz      readiness checks
     http://127.0.0.1:$CONSUL_PORT/ui   Consul UI

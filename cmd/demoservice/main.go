@@ -11,6 +11,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -44,6 +45,7 @@ type options struct {
 	weight, errorRate, declineAbove                   float64
 	quiet, shop                                       bool
 	stock                                             int
+	subscriptions                                     subscribeFlags
 	deregisterAfter                                   time.Duration
 }
 
@@ -57,6 +59,8 @@ func parseFlags(args []string, out io.Writer) (options, error) {
 	fs.StringVar(&o.consul, "consul", "127.0.0.1:8500", "Consul agent HTTP address; empty: do not register")
 	fs.StringVar(&o.tags, "tags", "", "comma-separated Consul tags")
 	fs.Float64Var(&o.weight, "weight", 0, "service meta weight (positive; 0 leaves it unset, i.e. 1)")
+	o.subscriptions = subscribeFlags{}
+	fs.Var(o.subscriptions, "subscribe", `declare a gateway subscription in service meta: NAME=JSON, e.g. 'trail={"stream":"orders","match":"true"}' (repeatable)`)
 	fs.StringVar(&o.latency, "latency", "0", `service time: "0", a duration ("2ms") or "lognormal:MEDIAN:P99"`)
 	fs.Float64Var(&o.errorRate, "error-rate", 0, "fraction of messages answered 503, 0..1")
 	fs.BoolVar(&o.quiet, "quiet", false, "do not log each message")
@@ -131,7 +135,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 		if err == nil {
 			err = backend.Register(ctx, client, backend.Registration{
 				Service: o.name, ID: o.id, Addr: addr, Tags: splitTags(o.tags),
-				Weight: o.weight, DeregisterAfter: o.deregisterAfter,
+				Weight: o.weight, DeregisterAfter: o.deregisterAfter, Subscriptions: o.subscriptions,
 			})
 		}
 		if err != nil {
@@ -165,6 +169,28 @@ func deregister(client *api.Client, id string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	return backend.Deregister(ctx, client, id)
+}
+
+// subscribeFlags collects repeated -subscribe NAME=JSON, checking what
+// Consul and the gateway would refuse anyway so the mistake shows here.
+type subscribeFlags map[string]string
+
+func (f subscribeFlags) String() string { return "" }
+
+func (f subscribeFlags) Set(s string) error {
+	name, decl, ok := strings.Cut(s, "=")
+	switch {
+	case !ok || name == "":
+		return fmt.Errorf("%q: want NAME=JSON", s)
+	case strings.Trim(name, "abcdefghijklmnopqrstuvwxyz0123456789-") != "":
+		return fmt.Errorf("name %q: use lower-case letters, digits and '-'", name)
+	case len(decl) > 512:
+		return fmt.Errorf("%s: the declaration is %d bytes; Consul allows 512 in a meta value", name, len(decl))
+	case !json.Valid([]byte(decl)):
+		return fmt.Errorf("%s: the declaration is not valid JSON", name)
+	}
+	f[name] = decl
+	return nil
 }
 
 func splitTags(s string) []string {

@@ -37,6 +37,11 @@ func TestParseFlags(t *testing.T) {
 		{name: "no name", args: nil, wantErr: true},
 		{name: "negative weight", args: []string{"-name", "a", "-weight", "-1"}, wantErr: true},
 		{name: "unknown flag", args: []string{"-name", "a", "-bogus"}, wantErr: true},
+		{name: "subscribe", args: []string{"-name", "a", "-subscribe", `trail={"stream":"orders","match":"true"}`, "-subscribe", `b-2={"stream":"x","match":"true"}`}},
+		{name: "subscribe without name", args: []string{"-name", "a", "-subscribe", `{"stream":"orders"}`}, wantErr: true},
+		{name: "subscribe bad name", args: []string{"-name", "a", "-subscribe", `Trail={"stream":"orders","match":"true"}`}, wantErr: true},
+		{name: "subscribe not JSON", args: []string{"-name", "a", "-subscribe", `trail={stream: orders}`}, wantErr: true},
+		{name: "subscribe oversized", args: []string{"-name", "a", "-subscribe", `trail={"stream":"orders","match":"` + strings.Repeat("x", 500) + `"}`}, wantErr: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -59,7 +64,7 @@ func TestSplitTags(t *testing.T) {
 
 // TestRegistersAndDeregistersOnSIGTERM runs demoservice as a process
 // against a real Consul agent: it must become a passing instance with its
-// tags and weight, and on SIGTERM deregister and exit 0.
+// tags, weight and subscription, and on SIGTERM deregister and exit 0.
 func TestRegistersAndDeregistersOnSIGTERM(t *testing.T) {
 	consul := testenv.StartConsul(t)
 	client, err := api.NewClient(&api.Config{Address: consul.Addr})
@@ -68,7 +73,7 @@ func TestRegistersAndDeregistersOnSIGTERM(t *testing.T) {
 	}
 	var out bytes.Buffer
 	cmd := exec.Command(os.Args[0], "-name", "orders", "-id", "orders-7", "-consul", consul.Addr,
-		"-tags", "v2,eu", "-weight", "2", "-latency", "1ms")
+		"-tags", "v2,eu", "-weight", "2", "-latency", "1ms", "-subscribe", `trail={"stream":"orders","match":"true"}`)
 	cmd.Env = append(os.Environ(), "DEMOSERVICE_AS_MAIN=1")
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
@@ -93,8 +98,9 @@ func TestRegistersAndDeregistersOnSIGTERM(t *testing.T) {
 	if err != nil || len(entries) != 1 {
 		t.Fatalf("passing orders = %d, %v; want 1", len(entries), err)
 	}
-	if s := entries[0].Service; s.ID != "orders-7" || s.Meta["weight"] != "2" || strings.Join(s.Tags, ",") != "v2,eu" {
-		t.Errorf("registered %+v, want id orders-7, weight 2, tags v2,eu", s)
+	if s := entries[0].Service; s.ID != "orders-7" || s.Meta["weight"] != "2" || strings.Join(s.Tags, ",") != "v2,eu" ||
+		s.Meta["gateway-sub-trail"] != `{"stream":"orders","match":"true"}` {
+		t.Errorf("registered %+v, want id orders-7, weight 2, tags v2,eu, meta gateway-sub-trail", s)
 	}
 
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {

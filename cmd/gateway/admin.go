@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -15,10 +16,12 @@ import (
 	"github.com/msgroute/gateway/internal/retention"
 	"github.com/msgroute/gateway/router"
 	"github.com/msgroute/gateway/rules"
+	"github.com/msgroute/gateway/subscriptions"
 )
 
 func adminSources(m *metrics.Metrics, ping func(context.Context) *redis.StatusCmd, holder *router.RuleHolder,
-	bal *balancer.Balancer, disc *discovery.Watcher, ret *retention.Trimmer) health.Sources {
+	bal *balancer.Balancer, disc *discovery.Watcher, ret *retention.Trimmer, catalog *discovery.Catalog,
+	subs *subscriptions.Registry) health.Sources {
 	return health.Sources{
 		Gatherer: m.Registry,
 		Checks: []health.Check{
@@ -37,10 +40,16 @@ func adminSources(m *metrics.Metrics, ping func(context.Context) *redis.StatusCm
 					}
 					return errors.New("consul has not answered yet")
 				}
-				return nil
+				return subscriptionsReady(catalog, disc)
 			}, Detail: func() any { return disc.Status() }},
 		},
-		Rules:     func() any { return holder.Status() },
+		Rules: func() any {
+			st := rulesStatus{RuleStatus: holder.Status(), Subscriptions: []subscriptions.Status{}}
+			if subs != nil {
+				st.Subscriptions = subs.Status()
+			}
+			return st
+		},
 		Instances: func() any { return bal.Stats() },
 		Streams:   func() any { return ret.Streams() },
 		Explain: func(stream string, fields map[string]string) (any, error) {
@@ -51,6 +60,32 @@ func adminSources(m *metrics.Metrics, ping func(context.Context) *redis.StatusCm
 			return holder.Load().Explain(msg), nil
 		},
 	}
+}
+
+// subscriptionsReady: with subscriptions on (catalog not nil), the gateway
+// is ready once it knows what is declared: the catalog answered and so did
+// every service's first instance query, so a message a subscription
+// matches is not dead-lettered no_route for arriving first.
+func subscriptionsReady(catalog *discovery.Catalog, disc *discovery.Watcher) error {
+	if catalog == nil {
+		return nil
+	}
+	if !catalog.Answered() {
+		return errors.New("consul catalog (subscriptions) has not answered yet")
+	}
+	for name, st := range disc.Status().Services {
+		if !st.Answered {
+			return fmt.Errorf("consul has not answered for service %s yet (subscriptions)", name)
+		}
+	}
+	return nil
+}
+
+// rulesStatus is GET /rules: the active rule set and the subscriptions
+// declared in Consul (valid or not).
+type rulesStatus struct {
+	router.RuleStatus
+	Subscriptions []subscriptions.Status `json:"subscriptions"`
 }
 
 // evalErrorsCollector exports gateway_rule_eval_errors_total{route} from
@@ -69,8 +104,17 @@ func newEvalErrorsCollector(h *router.RuleHolder) *evalErrorsCollector {
 func (c *evalErrorsCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
 
 func (c *evalErrorsCollector) Collect(ch chan<- prometheus.Metric) {
-	for _, r := range c.holder.Load().Routes() {
+	set := c.holder.Load()
+	for _, r := range set.Routes() {
 		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.CounterValue, float64(r.EvalErrors()), r.Name)
+	}
+	// Variants of one subscription share a name: one series per name.
+	subs := map[string]uint64{}
+	for _, r := range set.Subscriptions() {
+		subs[r.Name] += r.EvalErrors()
+	}
+	for name, n := range subs {
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.CounterValue, float64(n), name)
 	}
 }
 

@@ -19,9 +19,11 @@ const usage = `usage: gateway <command> [flags]
 
 commands:
   run [--config FILE]          run the gateway (default config configs/gateway.yaml)
-  check FILE...                validate rule files; exit 1 if any is invalid
+  check [--consul ADDR] FILE...
+                               validate rule files (and the subscriptions registered
+                               in Consul); exit 1 if any is invalid
   test FILE                    run rule test cases; exit 1 on any mismatch
-  explain --rules FILE [--stream S] [--field k=v]... [--payload JSON|@file]
+  explain --rules FILE [--consul ADDR] [--stream S] [--field k=v]... [--payload JSON|@file]
                                print, as JSON, the routes a message would take
   dlq replay [--config FILE] [--to STREAM] [--limit N] [--rate PER_SEC] [--reason R]
                                move dead-lettered entries back onto their stream

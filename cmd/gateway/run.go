@@ -26,6 +26,7 @@ import (
 	"github.com/msgroute/gateway/internal/streams"
 	"github.com/msgroute/gateway/router"
 	"github.com/msgroute/gateway/rules"
+	"github.com/msgroute/gateway/subscriptions"
 )
 
 func cmdRun(args []string, stderr io.Writer) error {
@@ -57,7 +58,6 @@ func cmdRun(args []string, stderr io.Writer) error {
 func serve(ctx context.Context, cfg *config.Config, set *rules.Set, log *slog.Logger) error {
 	m := metrics.New()
 	holder := router.NewRuleHolder(set)
-	m.RulesActive.Set(float64(len(set.Routes())))
 	for _, result := range []string{"success", "failure"} {
 		m.RulesReloads.WithLabelValues(result) // exported at 0 from the start
 	}
@@ -77,24 +77,51 @@ func serve(ctx context.Context, cfg *config.Config, set *rules.Set, log *slog.Lo
 	if cfg.Consul.Scheme == "https" && !strings.Contains(consulAddr, "://") {
 		consulAddr = "https://" + consulAddr
 	}
-	disc, err := discovery.New(discovery.Config{
+	dcfg := discovery.Config{
 		Address: consulAddr, Token: cfg.Consul.Token, Datacenter: cfg.Consul.Datacenter,
 		CAFile: cfg.Consul.TLSCAFile, CertFile: cfg.Consul.TLSCert, KeyFile: cfg.Consul.TLSKey,
 		InsecureSkipVerify: cfg.Consul.TLSInsecureSkipVerify, Logger: log,
-	}, bal.Update)
+	}
+	var subs *subscriptions.Registry // set below when subscriptions are on
+	onUpdate := bal.Update
+	if cfg.Consul.Subscriptions {
+		// The balancer first: a subscription appearing finds its instances.
+		onUpdate = func(svc string, insts []discovery.Instance) { bal.Update(svc, insts); subs.Update(svc, insts) }
+	}
+	disc, err := discovery.New(dcfg, onUpdate)
 	if err != nil {
 		return err
 	}
-	disc.SetServices(set.Services())
+	var rt *router.Router // set below; nothing publishes again before it runs
+	publish := func(s *rules.Set) {
+		if rt != nil {
+			rt.PrimeMetrics(s)
+		}
+		holder.Store(s)
+		m.RulesActive.Set(float64(len(s.Routes()) + len(s.Subscriptions())))
+	}
+	setRules := func(s *rules.Set) {
+		publish(s)
+		disc.SetServices(s.Services())
+	}
+	var catalog *discovery.Catalog
+	if cfg.Consul.Subscriptions {
+		subs = subscriptions.New(subscriptions.Config{Streams: subscriptionStreams(cfg), Logger: log}, set,
+			subscriptions.Deps{Publish: publish, Watch: disc.SetServices, Count: func(active, invalid int) {
+				m.Subscriptions.WithLabelValues(subscriptions.StateActive).Set(float64(active))
+				m.Subscriptions.WithLabelValues(subscriptions.StateInvalid).Set(float64(invalid))
+			}})
+		if catalog, err = discovery.NewCatalog(dcfg, subs.SetCatalog); err != nil {
+			return err
+		}
+		setRules = subs.SetRules
+	}
+	setRules(set)
 
-	var rt *router.Router // set below; the watcher calls back only once running
 	watcher, err := rulewatch.New(rulewatch.Config{Path: cfg.Rules.Path, Version: set.Version(), Logger: log},
 		func(s *rules.Set) {
-			rt.PrimeMetrics(s)
-			holder.Store(s)
-			disc.SetServices(s.Services())
+			setRules(s)
 			m.RulesReloads.WithLabelValues("success").Inc()
-			m.RulesActive.Set(float64(len(s.Routes())))
 			log.Info("rules reloaded", "version", s.Version(), "routes", len(s.Routes()))
 		},
 		func(err error) {
@@ -146,7 +173,7 @@ func serve(ctx context.Context, cfg *config.Config, set *rules.Set, log *slog.Lo
 	if err != nil {
 		return err
 	}
-	src := adminSources(m, rdb.Ping, holder, bal, disc, ret)
+	src := adminSources(m, rdb.Ping, holder, bal, disc, ret, catalog, subs)
 	src.DeadLetters = func(ctx context.Context, limit int) (any, error) {
 		return streams.RecentDeadLetters(ctx, rdb, cfg.Consumer.DLQStream, limit)
 	}
@@ -164,6 +191,9 @@ func serve(ctx context.Context, cfg *config.Config, set *rules.Set, log *slog.Lo
 	defer stopAux()
 	aux, auxCtx := errgroup.WithContext(auxCtx)
 	aux.Go(func() error { return disc.Run(auxCtx) })
+	if catalog != nil {
+		aux.Go(func() error { return catalog.Run(auxCtx) })
+	}
 	aux.Go(func() error { return watcher.Run(auxCtx) })
 	aux.Go(func() error { return admin.Run(auxCtx) })
 	aux.Go(func() error { return ret.Run(auxCtx) }) // lag and pending gauges, /streams, trimming
@@ -184,6 +214,15 @@ func serve(ctx context.Context, cfg *config.Config, set *rules.Set, log *slog.Lo
 		aerr = nil
 	}
 	return errors.Join(rerr, aerr)
+}
+
+// subscriptionStreams is the allow-list of streams declarations may read:
+// consul.subscription_streams, by default every consumed stream.
+func subscriptionStreams(cfg *config.Config) []string {
+	if len(cfg.Consul.SubscriptionStreams) > 0 {
+		return cfg.Consul.SubscriptionStreams
+	}
+	return cfg.Consumer.Streams
 }
 
 // redisClient builds the Redis client the config describes.

@@ -89,14 +89,16 @@ func TestSagaDeclinedOrderIsCompensated(t *testing.T) {
 	inv := h.demoService("inventory", "inventory-1", "-shop", "-stock", "100")
 	pay := h.demoService("payments", "payments-1", "-shop", "-decline-above", "1000")
 	ord := h.demoService("orders", "orders-1", "-shop", "-tags", "priority")
-	h.demoService("audit", "audit-1")
+	// As scripts/demo.sh: audit subscribes in its own registration.
+	h.demoService("audit", "audit-1", "-subscribe",
+		`orders={"stream":"orders","match":"headers.type startsWith 'order.'","path":"/audit"}`)
 	h.start([]string{"orders", "orders.compensate"}, "")
 	cfg, _ := h.writeConfig("cli.yaml", "cli", []string{"orders"}, "")
 
 	var before inventory
 	getJSON(t, inv, "/inventory", &before)
 
-	// Declined: reserve, charge (402), orders-created, orders-audit, then
+	// Declined: reserve, charge (402), orders-created, audit/orders, then
 	// the two compensations, each replying to the same reply_to.
 	code, out, errText := cli("request", "--config", cfg, "--stream", "orders", "--timeout", "30s", "--replies", "6",
 		"--field", "type=order.created", "--payload", `{"id":"o-declined","total":1500,"region":"us","items":[{"sku":"sku-7","qty":3}]}`)
@@ -110,7 +112,7 @@ func TestSagaDeclinedOrderIsCompensated(t *testing.T) {
 	t.Logf("declined order's steps: %v", steps)
 	want := map[string]string{
 		"inventory-reserve": "delivered 200", "payment-charge": "dead_lettered 402",
-		"orders-created": "delivered 200", "orders-audit": "delivered 200",
+		"orders-created": "delivered 200", "audit/orders": "delivered 200",
 		"inventory-release": "delivered 200", "order-cancel": "delivered 200",
 	}
 	for route, w := range want {

@@ -13,13 +13,28 @@ import (
 )
 
 // cmdCheck validates rule files: one "file:line: message" line per problem,
-// "file:line: warning: message" per warning; exit 1 when any error was found.
+// "file:line: warning: message" per warning; with --consul, also the
+// subscriptions registered there now; exit 1 when any error was found.
 func cmdCheck(args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 {
-		fmt.Fprintln(stderr, "usage: gateway check FILE...")
+	fs := flag.NewFlagSet("check", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	consulAddr := fs.String("consul", "", "also validate the subscriptions declared in this Consul agent (host:port)")
+	if err := fs.Parse(args); err != nil {
+		return exitError{2}
+	}
+	args = fs.Args()
+	if len(args) == 0 && *consulAddr == "" {
+		fmt.Fprintln(stderr, "usage: gateway check [--consul ADDR] FILE...")
 		return exitError{2}
 	}
 	errs := 0
+	if *consulAddr != "" {
+		n, err := checkConsul(*consulAddr, stdout, stderr)
+		if err != nil {
+			return err
+		}
+		errs += n
+	}
 	for _, p := range rules.Check(args...) {
 		if p.Warning {
 			w := p
@@ -98,7 +113,8 @@ func (f fieldFlags) setPayload(p string) error {
 func cmdExplain(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("explain", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	path := fs.String("rules", "", "rules file or directory (required)")
+	path := fs.String("rules", "", "rules file or directory (required unless --consul)")
+	consulAddr := fs.String("consul", "", "include the subscriptions declared in this Consul agent (host:port)")
 	stream := fs.String("stream", "", "stream the message arrives on")
 	payload := fs.String("payload", "", "payload: JSON text, or @file")
 	fields := fieldFlags{}
@@ -106,13 +122,22 @@ func cmdExplain(args []string, stdout, stderr io.Writer) error {
 	if err := fs.Parse(args); err != nil {
 		return exitError{2}
 	}
-	if *path == "" {
-		fmt.Fprintln(stderr, "gateway explain: --rules is required")
+	if *path == "" && *consulAddr == "" {
+		fmt.Fprintln(stderr, "gateway explain: --rules or --consul is required")
 		return exitError{2}
 	}
-	set, err := rules.Load(*path)
-	if err != nil {
-		return err
+	set := emptyRules()
+	if *path != "" {
+		var err error
+		if set, err = rules.Load(*path); err != nil {
+			return err
+		}
+	}
+	if *consulAddr != "" {
+		var err error
+		if set, _, err = registered(*consulAddr, set, nil, true); err != nil {
+			return err
+		}
 	}
 	if err := fields.setPayload(*payload); err != nil {
 		return err

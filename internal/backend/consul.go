@@ -24,6 +24,9 @@ type Registration struct {
 	// Weight goes to service meta "weight" when positive; 0 leaves it unset
 	// (the gateway's default is 1).
 	Weight float64
+	// Subscriptions are declared in service meta as gateway-sub-NAME: by
+	// NAME, the JSON declaration (stream, match, ...). nil declares none.
+	Subscriptions map[string]string
 	// CheckInterval is the HTTP check's period; default 1s.
 	CheckInterval time.Duration
 	// DeregisterAfter removes the instance once its check has been critical
@@ -67,8 +70,12 @@ func Register(ctx context.Context, c *api.Client, r Registration) error {
 			DeregisterCriticalServiceAfter: r.DeregisterAfter.String(),
 		},
 	}
+	reg.Meta = map[string]string{}
 	if r.Weight > 0 {
-		reg.Meta = map[string]string{"weight": strconv.FormatFloat(r.Weight, 'g', -1, 64)}
+		reg.Meta["weight"] = strconv.FormatFloat(r.Weight, 'g', -1, 64)
+	}
+	for name, decl := range r.Subscriptions {
+		reg.Meta["gateway-sub-"+name] = decl
 	}
 	opts := api.ServiceRegisterOpts{}.WithContext(ctx)
 	if err := c.Agent().ServiceRegisterOpts(reg, opts); err != nil {

@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -92,6 +93,13 @@ type Consul struct {
 	TLSKey     string `mapstructure:"tls_key_file"`
 	// TLSInsecureSkipVerify disables certificate checks; for tests only.
 	TLSInsecureSkipVerify bool `mapstructure:"tls_insecure_skip_verify"`
+	// Subscriptions enables routes declared by instances in their service
+	// meta (gateway-sub-NAME). Default true.
+	Subscriptions bool `mapstructure:"subscriptions"`
+	// SubscriptionStreams is the allow-list of streams a declaration may
+	// read; each must be in consumer.streams. Default empty: every stream
+	// in consumer.streams (derived where the gateway is wired).
+	SubscriptionStreams []string `mapstructure:"subscription_streams"`
 }
 
 // Rules says where the rule files are.
@@ -158,6 +166,7 @@ func defaults(v *viper.Viper) {
 		"consul.token": "", "consul.datacenter": "",
 		"consul.scheme": "http", "consul.tls_ca_file": "", "consul.tls_cert_file": "",
 		"consul.tls_key_file": "", "consul.tls_insecure_skip_verify": false,
+		"consul.subscriptions": true, "consul.subscription_streams": []string{},
 		"rules.path":  "configs/rules.yaml",
 		"admin.token": "",
 		"log.level":   "info", "log.format": "text",
@@ -357,6 +366,13 @@ func (c *Config) validate(isSet func(key string) bool) error {
 	}
 	if c.Consul.Scheme == "https" && c.Consul.Address == "" {
 		bad("consul.address", "must be set with consul.scheme https")
+	}
+	// Empty: every consumed stream (the gateway's wiring derives it).
+	c.Consul.SubscriptionStreams = compact(c.Consul.SubscriptionStreams)
+	for _, s := range c.Consul.SubscriptionStreams {
+		if !slices.Contains(cs.Streams, s) {
+			bad("consul.subscription_streams", "stream %q is not in consumer.streams", s)
+		}
 	}
 	if c.Rules.Path == "" {
 		bad("rules.path", "must not be empty")

@@ -24,6 +24,7 @@ type Metrics struct {
 	ConsumerLag      *prometheus.GaugeVec // {stream}
 	Pending          *prometheus.GaugeVec // {stream}
 	Inflight         prometheus.Gauge
+	Subscriptions    *prometheus.GaugeVec   // {state}: active, invalid
 	StreamTrimmed    *prometheus.CounterVec // {stream} entries trimmed by retention or dlq_maxlen
 	// Beyond the CONTRACT's list: counts that explain the others.
 	Parked         *prometheus.CounterVec // {service,reason}
@@ -58,6 +59,9 @@ func New() *Metrics {
 	m.ConsumerLag = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "gateway_consumer_lag", Help: "Entries not yet delivered to the group (XINFO GROUPS lag)."}, []string{"stream"})
 	m.Pending = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "gateway_pending_messages", Help: "Entries delivered but not acknowledged (group PEL)."}, []string{"stream"})
 	m.Inflight = prometheus.NewGauge(prometheus.GaugeOpts{Name: "gateway_inflight", Help: "Messages being processed by this replica."})
+	m.Subscriptions = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "gateway_subscriptions", Help: "Subscriptions declared in Consul by healthy instances, by state (active, invalid)."}, []string{"state"})
+	m.Subscriptions.WithLabelValues("active")
+	m.Subscriptions.WithLabelValues("invalid")
 	m.StreamTrimmed = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "gateway_stream_trimmed_total", Help: "Entries trimmed from a stream: finished entries (consumer.retention) or the oldest dead letters (consumer.dlq_maxlen)."}, []string{"stream"})
 	m.OldestUnfinishedAge = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "gateway_stream_oldest_unfinished_age_seconds", Help: "Age of the oldest entry some consumer group has pending or not yet read (0 when all are finished)."}, []string{"stream"})
 	m.Stage = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "gateway_stage_seconds", Help: "Time in each pipeline stage: read and ack per batch, the others on a sample of messages (match, wait_slot, handoff, dispatch, settle).", Buckets: []float64{.00001, .000025, .00005, .0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, 1}}, []string{"stage"})
@@ -69,7 +73,7 @@ func New() *Metrics {
 	m.Errors = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "gateway_redis_errors_total", Help: "Failed Redis operations by operation."}, []string{"op"})
 	m.StreamOwned = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "gateway_stream_owned", Help: "1 for each ordered stream this replica owns and reads, 0 for the other consumed streams."}, []string{"stream"})
 	for _, c := range []prometheus.Collector{m.StreamOwned, m.Consumed, m.Acked, m.RouteMatches, m.Dispatch, m.DispatchDuration,
-		m.Retries, m.DLQ, m.RulesReloads, m.RulesActive, m.ConsumerLag, m.Pending, m.Inflight,
+		m.Retries, m.DLQ, m.RulesReloads, m.RulesActive, m.ConsumerLag, m.Pending, m.Inflight, m.Subscriptions,
 		m.Parked, m.DroppedHeaders, m.Dropped, m.Replies, m.Errors,
 		m.StreamTrimmed, m.OldestUnfinishedAge, m.StreamLength, m.Stage,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})} {
