@@ -9,7 +9,6 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/msgroute/gateway/internal/config"
 	"github.com/msgroute/gateway/internal/streams"
 )
 
@@ -33,12 +32,7 @@ func cmdDLQ(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintln(stderr, "gateway dlq replay: --limit and --rate must not be negative")
 		return exitError{2}
 	}
-	cfg, err := config.Load(*file)
-	if err != nil {
-		return err
-	}
-	streams.RouteRedisLogs(newLogger(cfg.Log, stderr))
-	rdb, err := redisClient(cfg.Redis)
+	cfg, rdb, err := openRedis(*file, stderr)
 	if err != nil {
 		return err
 	}

@@ -12,7 +12,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/msgroute/gateway/internal/config"
 	"github.com/msgroute/gateway/internal/streams"
 )
 
@@ -58,11 +57,7 @@ func cmdPublish(args []string, stdout, stderr io.Writer) error {
 	if err := m.parse(args, stderr); err != nil {
 		return err
 	}
-	cfg, err := config.Load(*m.file)
-	if err != nil {
-		return err
-	}
-	rdb, err := redisClient(cfg.Redis)
+	_, rdb, err := openRedis(*m.file, stderr)
 	if err != nil {
 		return err
 	}
@@ -92,11 +87,7 @@ func cmdRequest(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintln(stderr, "gateway request: --timeout and --replies must be positive")
 		return exitError{2}
 	}
-	cfg, err := config.Load(*m.file)
-	if err != nil {
-		return err
-	}
-	rdb, err := redisClient(cfg.Redis)
+	_, rdb, err := openRedis(*m.file, stderr)
 	if err != nil {
 		return err
 	}

@@ -226,6 +226,22 @@ func subscriptionStreams(cfg *config.Config) []string {
 }
 
 // redisClient builds the Redis client the config describes.
+// openRedis loads the config file of a one-shot command (publish,
+// request, dlq replay) and connects to its Redis, with go-redis's own log
+// lines in the configured format.
+func openRedis(file string, stderr io.Writer) (*config.Config, redis.UniversalClient, error) {
+	cfg, err := config.Load(file)
+	if err != nil {
+		return nil, nil, err
+	}
+	streams.RouteRedisLogs(newLogger(cfg.Log, stderr))
+	rdb, err := redisClient(cfg.Redis)
+	if err != nil {
+		return nil, nil, err
+	}
+	return cfg, rdb, nil
+}
+
 func redisClient(c config.Redis) (redis.UniversalClient, error) {
 	return streams.NewClient(streams.ClientConfig{
 		Addrs: c.Addrs, Cluster: c.Cluster, Username: c.Username, Password: c.Password, DB: c.DB,
