@@ -17,7 +17,8 @@ import (
 // handed on in turn left slots idle for a Redis round trip and a batch's
 // matching each time (as a reader waiting for a quarter of the window to
 // free before reading once did). A full pipeline still stops reading: at
-// most two batches per stream wait for slots, both leased.
+// most three batches per stream wait for slots (one being handed out, one
+// queued, one waiting to be queued), all leased.
 func (r *Router) readLoop(ctx, workCtx context.Context, stream string) {
 	batches := make(chan preparedBatch, 1)
 	handed := make(chan struct{})
