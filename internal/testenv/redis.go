@@ -2,6 +2,7 @@ package testenv
 
 import (
 	"fmt"
+	"net"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -26,7 +27,12 @@ type Redis struct {
 // line (for example "--requirepass", "secret").
 func StartRedis(t testing.TB, extra ...string) *Redis {
 	t.Helper()
-	r := &Redis{t: t, bin: lookBinary(t, "redis-server"), dir: t.TempDir(), port: FreePort(t)}
+	return startRedisOn(t, FreePort(t), extra...)
+}
+
+func startRedisOn(t testing.TB, port int, extra ...string) *Redis {
+	t.Helper()
+	r := &Redis{t: t, bin: lookBinary(t, "redis-server"), dir: t.TempDir(), port: port}
 	r.Addr = hostPort(r.port)
 	r.args = append([]string{
 		"--port", strconv.Itoa(r.port), "--bind", "127.0.0.1", "--dir", r.dir,
@@ -60,6 +66,37 @@ func (r *Redis) Kill() {
 	}
 }
 
+// clusterBusOffset is how far above its port a cluster node listens for
+// its peers (Redis's default cluster bus port).
+const clusterBusOffset = 10000
+
+// clusterPort returns a free port whose cluster bus port is free too: a
+// node whose bus port is taken exits at start ("Failed listening on port
+// ... (cluster)"), which a plain free port does not rule out.
+func clusterPort(t testing.TB) int {
+	t.Helper()
+	for range 100 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatalf("free port: %v", err)
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		if port+clusterBusOffset > 65535 {
+			l.Close()
+			continue
+		}
+		bus, err := net.Listen("tcp", hostPort(port+clusterBusOffset))
+		l.Close()
+		if err != nil {
+			continue
+		}
+		bus.Close()
+		return port
+	}
+	t.Fatal("no free port with a free cluster bus port after 100 tries")
+	return 0
+}
+
 // RedisCluster is a Redis Cluster of masters only, on loopback.
 type RedisCluster struct {
 	Addrs []string
@@ -73,7 +110,7 @@ func StartRedisCluster(t testing.TB, n int) *RedisCluster {
 	t.Helper()
 	c := &RedisCluster{}
 	for i := 0; i < n; i++ {
-		r := StartRedis(t, "--cluster-enabled", "yes", "--cluster-node-timeout", "2000")
+		r := startRedisOn(t, clusterPort(t), "--cluster-enabled", "yes", "--cluster-node-timeout", "2000")
 		r.args = append(r.args, "--cluster-config-file", r.dir+"/nodes.conf")
 		c.nodes = append(c.nodes, r)
 		c.Addrs = append(c.Addrs, r.Addr)
