@@ -2,7 +2,6 @@ package discovery
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"maps"
 	"slices"
@@ -43,13 +42,9 @@ type Catalog struct {
 // first answer and after every answer whose list differs; calls are
 // serialized. It must not block for long. No query is made before Run.
 func NewCatalog(cfg Config, onChange func(services []string)) (*Catalog, error) {
-	cfg, err := cfg.withDefaults()
+	cfg, client, err := cfg.client()
 	if err != nil {
 		return nil, err
-	}
-	client, err := api.NewClient(cfg.apiConfig())
-	if err != nil {
-		return nil, fmt.Errorf("discovery: consul client for %s: %w", cfg.Address, err)
 	}
 	return newCatalog(cfg, client.Catalog(), onChange), nil
 }

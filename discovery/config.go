@@ -80,6 +80,19 @@ func (c Config) withDefaults() (Config, error) {
 
 // apiConfig builds the Consul client configuration. Explicit settings win
 // over the CONSUL_HTTP_* environment the client library reads.
+// client fills c's defaults and returns it with a Consul API client for it.
+func (c Config) client() (Config, *api.Client, error) {
+	c, err := c.withDefaults()
+	if err != nil {
+		return c, nil, err
+	}
+	client, err := api.NewClient(c.apiConfig())
+	if err != nil {
+		return c, nil, fmt.Errorf("discovery: consul client for %s: %w", c.Address, err)
+	}
+	return c, client, nil
+}
+
 func (c Config) apiConfig() *api.Config {
 	ac := api.DefaultConfig()
 	ac.Address = c.Address

@@ -16,13 +16,9 @@ import (
 // all. It returns instances by service, each list sorted like a Watcher's
 // snapshots.
 func Snapshot(ctx context.Context, cfg Config, passingOnly bool) (map[string][]Instance, error) {
-	cfg, err := cfg.withDefaults()
+	cfg, client, err := cfg.client()
 	if err != nil {
 		return nil, err
-	}
-	client, err := api.NewClient(cfg.apiConfig())
-	if err != nil {
-		return nil, fmt.Errorf("discovery: consul client for %s: %w", cfg.Address, err)
 	}
 	q := (&api.QueryOptions{Filter: DeclarationFilter}).WithContext(ctx)
 	services, _, err := client.Catalog().Services(q)

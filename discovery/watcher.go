@@ -3,7 +3,6 @@ package discovery
 import (
 	"context"
 	"errors"
-	"fmt"
 	"maps"
 	"slices"
 	"sync"
@@ -73,13 +72,9 @@ var ErrNoToken = errors.New("consul ACL default policy is deny and no consul.tok
 // run concurrently. onUpdate must not block for long and must not modify
 // the slice. No query is made before Run.
 func New(cfg Config, onUpdate func(service string, instances []Instance)) (*Watcher, error) {
-	cfg, err := cfg.withDefaults()
+	cfg, client, err := cfg.client()
 	if err != nil {
 		return nil, err
-	}
-	client, err := api.NewClient(cfg.apiConfig())
-	if err != nil {
-		return nil, fmt.Errorf("discovery: consul client for %s: %w", cfg.Address, err)
 	}
 	return newWatcher(cfg, client.Health(), onUpdate), nil
 }
