@@ -28,6 +28,7 @@ type harness struct {
 	outDir      string
 	gatewayEnv  []string // extra GATEWAY_* settings for the gateway process
 	perf        bool     // profile consumers with perf during each run
+	preload     bool     // closed-loop runs drain a backlog produced before the consumer starts
 	dumpLatency bool     // write per-message latencies (-dump-latency)
 	floorBin    string   // empty: this executable
 	waitIdle    float64  // before each run, wait (≤1 min) for this idle fraction

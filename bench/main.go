@@ -50,6 +50,7 @@ type options struct {
 	tick        time.Duration
 	gatewayEnv  envList
 	perf        bool
+	preload     bool
 	dumpLatency bool
 	waitIdle    float64
 	repeat      int
@@ -112,6 +113,7 @@ func main() {
 	flag.DurationVar(&o.timeout, "timeout", 2*time.Minute, "deadline of each run")
 	flag.DurationVar(&o.tick, "tick", 500*time.Microsecond, "open-loop producer wakes at most once per tick (0: per message)")
 	flag.Var(&o.gatewayEnv, "gateway-env", "extra gateway setting as GATEWAY_<SECTION>_<KEY>=VALUE, or GOGC/GOMEMLIMIT/GOMAXPROCS/GODEBUG (repeatable)")
+	flag.BoolVar(&o.preload, "preload", true, "closed-loop runs: produce all messages but the last 256 before the consumer starts and time the drain of that backlog (false: the producer runs during the drain and shares the CPUs)")
 	flag.BoolVar(&o.perf, "perf", false, "profile the consumer with Linux perf during each run (reports in -out)")
 	flag.BoolVar(&o.dumpLatency, "dump-latency", false, "write each run's latency per message, in send order, to -out/ID.RUN.lat (µs per line)")
 	flag.Float64Var(&o.waitIdle, "wait-idle", 0, "before each run wait (at most 1 min) until the CPUs were this idle over 1 s, e.g. 0.9")
@@ -166,6 +168,7 @@ func run(ctx context.Context, o options) error {
 		fmt.Printf("tracing on: exporting to %s\n", sink.URL)
 	}
 	h.perf = o.perf
+	h.preload = o.preload
 	h.dumpLatency = o.dumpLatency
 	h.waitIdle = o.waitIdle
 	switch o.gwConfig {

@@ -16,6 +16,7 @@ import (
 type producer struct {
 	rdb    *redis.Client
 	stream string
+	from   int // first seq to send (a preload sent those before it)
 	total  int
 	routes int // route keys cycle r0..r(routes-1)
 	// realistic: ~300-byte JSON orders for the realistic rule set instead
@@ -51,7 +52,7 @@ func (p *producer) Run(ctx context.Context) error {
 	if p.rate > 0 {
 		return p.openLoop(ctx, start)
 	}
-	for seq := 0; seq < p.total; {
+	for seq := p.from; seq < p.total; {
 		n := min(p.batch, p.total-seq)
 		if err := p.send(ctx, seq, n, func(int) int64 { return time.Now().UnixNano() }); err != nil {
 			return err
@@ -66,7 +67,7 @@ func (p *producer) openLoop(ctx context.Context, start time.Time) error {
 	due := func(i int) int64 { return start.UnixNano() + int64(float64(i)*interval) }
 	timer := time.NewTimer(0)
 	defer timer.Stop()
-	for seq := 0; seq < p.total; {
+	for seq := p.from; seq < p.total; {
 		// Everything due by now goes out in one pipeline (capped), each
 		// stamped with its own intended time.
 		elapsed := time.Since(start)
