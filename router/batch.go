@@ -95,15 +95,18 @@ type batchItem struct {
 	msg     *rules.Message
 	attempt int
 	avoid   *balancer.Endpoint
-	res     attemptResult
+	// json: matching found msg's payload to be JSON (rules.Match.JSON),
+	// so the body embeds it without validating it again.
+	json bool
+	res  attemptResult
 }
 
-// submit adds an attempt of msg over route (which has a batch) and waits
-// for its result and the instance it went to. stopped reports that the
-// gateway is stopping and the attempt was not made.
-func (b *batcher) submit(ctx context.Context, route *rules.Route, msg *rules.Message, attempt int, avoid *balancer.Endpoint) (res attemptResult, ep *balancer.Endpoint, stopped bool) {
-	a := b.accumulator(route)
-	p, i := a.add(ctx, batchItem{msg: msg, attempt: attempt, avoid: avoid})
+// submit adds an attempt of msg over m's route (which has a batch) and
+// waits for its result and the instance it went to. stopped reports that
+// the gateway is stopping and the attempt was not made.
+func (b *batcher) submit(ctx context.Context, m *rules.Match, msg *rules.Message, attempt int, avoid *balancer.Endpoint) (res attemptResult, ep *balancer.Endpoint, stopped bool) {
+	a := b.accumulator(m.Route)
+	p, i := a.add(ctx, batchItem{msg: msg, attempt: attempt, avoid: avoid, json: m.JSON})
 	<-p.done
 	res = p.items[i].res
 	return res, p.ep, errors.Is(res.err, errStopped)

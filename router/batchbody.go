@@ -52,7 +52,7 @@ func appendBatchBody(dst []byte, route string, items []batchItem) []byte {
 		dst = append(dst, `,"contentType":`...)
 		dst = appendJSONString(dst, m.ContentType)
 		dst = append(dst, `,"payload":`...)
-		dst = appendPayload(dst, m.Payload)
+		dst = appendPayload(dst, m.Payload, items[i].json)
 		dst = append(dst, `,"metadata":{"`+metaIdempotencyKey+`":"`...)
 		dst = appendJSONStringBody(dst, m.Stream)
 		dst = append(dst, '/')
@@ -89,12 +89,13 @@ func appendBatchBody(dst []byte, route string, items []batchItem) []byte {
 }
 
 // appendPayload embeds payload as is when it is one JSON value, else as a
-// JSON string. It validates in place, after appending: no copy of the
-// payload is made to check it.
-func appendPayload(dst []byte, payload string) []byte {
+// JSON string. known says matching already found it JSON (rules.Match.JSON:
+// a subset of what json.Valid accepts); otherwise it is validated in place,
+// after appending, so no copy is made to check it.
+func appendPayload(dst []byte, payload string, known bool) []byte {
 	start := len(dst)
 	dst = append(dst, payload...)
-	if json.Valid(dst[start:]) {
+	if known || json.Valid(dst[start:]) {
 		return dst
 	}
 	return appendJSONString(dst[:start], payload)
