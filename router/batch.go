@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -326,10 +327,18 @@ func (p *pendingBatch) settle(status int, answer []byte, err error) balancer.Out
 		p.setAll(res)
 		return balancer.Failure
 	}
+	byID := p.statusOf(statuses)
 	for i := range p.items {
 		it := &p.items[i]
 		it.res = res
-		switch st, ok := statuses[it.msg.ID]; {
+		var st string
+		ok := byID == nil
+		if ok {
+			st = strings.ToUpper(statuses[i].status)
+		} else {
+			st, ok = byID[it.msg.ID]
+		}
+		switch {
 		case !ok:
 			it.res.class, it.res.err = transient, errBatchMissing
 		case st == statusSuccess:
@@ -343,6 +352,26 @@ func (p *pendingBatch) settle(status int, answer []byte, err error) balancer.Out
 		}
 	}
 	return balancer.Success
+}
+
+// statusOf returns each answered entry's status (upper case) by entry ID,
+// a later status of an ID replacing an earlier one; nil when statuses
+// answer p's entries one each in p's order (as services usually write
+// them), so that the i-th status is the i-th entry's. An entry ID names one
+// entry of a batch (add), so the two readings agree.
+func (p *pendingBatch) statusOf(statuses []entryStatus) map[string]string {
+	inOrder := len(statuses) == len(p.items)
+	for i := 0; inOrder && i < len(statuses); i++ {
+		inOrder = statuses[i].id == p.items[i].msg.ID
+	}
+	if inOrder {
+		return nil
+	}
+	byID := make(map[string]string, len(statuses))
+	for _, s := range statuses {
+		byID[s.id] = strings.ToUpper(s.status)
+	}
+	return byID
 }
 
 // resultOf is the Result every entry of a batch shares: the request's

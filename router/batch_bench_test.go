@@ -45,6 +45,17 @@ func (okBatchSender) DoBatch(_, _, _ string, _ time.Duration, body []byte) (int,
 	return 200, append(out, "]}"...), nil
 }
 
+// answer is okBatchSender's answer to a batch of n bench orders.
+func (s okBatchSender) answer(n int) ([]byte, error) {
+	items := make([]batchItem, n)
+	for i := range items {
+		e := benchOrder(i)
+		items[i] = batchItem{msg: rules.NewMessage(e.Stream, e.ID, e.Fields, 1), attempt: 1}
+	}
+	_, out, err := s.DoBatch("", "", "", 0, appendBatchBody(nil, "bulk", items))
+	return out, err
+}
+
 // benchBatchRouter builds a router whose rules read body fields (like the
 // bench's realistic set: several routes evaluated before the one that
 // matches) and whose matching route posts batches of size to one service

@@ -2,9 +2,7 @@ package router
 
 import (
 	"encoding/json"
-	"fmt"
 	"strconv"
-	"strings"
 	"unicode/utf8"
 )
 
@@ -160,27 +158,4 @@ func appendJSONStringBody(dst []byte, s string) []byte {
 		i += size
 	}
 	return append(dst, s[start:]...)
-}
-
-// batchAnswer is the document an instance answers a batch with.
-type batchAnswer struct {
-	Statuses []struct {
-		EntryID string `json:"entryId"`
-		Status  string `json:"status"`
-	} `json:"statuses"`
-}
-
-// parseBatchAnswer returns each answered entry's status (upper case) by
-// entry ID. A document without statuses answers none (each entry is then
-// RETRY); text that is not such a document is an error.
-func parseBatchAnswer(body []byte) (map[string]string, error) {
-	var a batchAnswer
-	if err := json.Unmarshal(body, &a); err != nil {
-		return nil, fmt.Errorf("batch answer is not a statuses document: %w", err)
-	}
-	out := make(map[string]string, len(a.Statuses))
-	for _, s := range a.Statuses {
-		out[s.EntryID] = strings.ToUpper(s.Status)
-	}
-	return out, nil
 }

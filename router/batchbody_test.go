@@ -127,34 +127,6 @@ routes:
 	}
 }
 
-func TestParseBatchAnswer(t *testing.T) {
-	tests := []struct {
-		name, body string
-		want       string // fmt of the map, or "error"
-	}{
-		{"statuses", `{"statuses":[{"entryId":"1-1","status":"SUCCESS"},{"entryId":"1-2","status":"drop"}]}`, "map[1-1:SUCCESS 1-2:DROP]"},
-		{"extra fields", `{"statuses":[{"entryId":"1-1","status":"RETRY","error":"x"}],"other":1}`, "map[1-1:RETRY]"},
-		{"no statuses", `{}`, "map[]"},
-		{"null", `null`, "map[]"},
-		{"empty", ``, "error"},
-		{"html", `<html>`, "error"},
-		{"array", `[{"entryId":"1-1","status":"SUCCESS"}]`, "error"},
-		{"wrong type", `{"statuses":"SUCCESS"}`, "error"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			m, err := parseBatchAnswer([]byte(tt.body))
-			got := fmt.Sprint(m)
-			if err != nil {
-				got = "error"
-			}
-			if got != tt.want {
-				t.Errorf("parseBatchAnswer(%q) = %s (%v), want %s", tt.body, got, err, tt.want)
-			}
-		})
-	}
-}
-
 // BenchmarkAppendBatchBody renders a batch of 100 ~300-byte orders.
 func BenchmarkAppendBatchBody(b *testing.B) {
 	payload := `{"seq":1,"ts":1700000000000,"type":"order.created","id":"ord-1","region":"eu","currency":"EUR","priority":2,"total":151.5,"customer":{"id":"cus-1","tier":"gold","country":"de","since":"2021-04-01"},"items":[{"sku":"A-1001","qty":2,"price":49.9},{"sku":"B-2002","qty":1,"price":55.7}],"shipping":{"method":"express","city":"Berlin","zip":"10115"},"note":"leave at door"}`
