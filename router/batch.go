@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -95,15 +96,18 @@ type batchItem struct {
 	msg     *rules.Message
 	attempt int
 	avoid   *balancer.Endpoint
-	res     attemptResult
+	// json: matching found msg's payload to be JSON (rules.Match.JSON),
+	// so the body embeds it without validating it again.
+	json bool
+	res  attemptResult
 }
 
-// submit adds an attempt of msg over route (which has a batch) and waits
-// for its result and the instance it went to. stopped reports that the
-// gateway is stopping and the attempt was not made.
-func (b *batcher) submit(ctx context.Context, route *rules.Route, msg *rules.Message, attempt int, avoid *balancer.Endpoint) (res attemptResult, ep *balancer.Endpoint, stopped bool) {
-	a := b.accumulator(route)
-	p, i := a.add(ctx, batchItem{msg: msg, attempt: attempt, avoid: avoid})
+// submit adds an attempt of msg over m's route (which has a batch) and
+// waits for its result and the instance it went to. stopped reports that
+// the gateway is stopping and the attempt was not made.
+func (b *batcher) submit(ctx context.Context, m *rules.Match, msg *rules.Message, attempt int, avoid *balancer.Endpoint) (res attemptResult, ep *balancer.Endpoint, stopped bool) {
+	a := b.accumulator(m.Route)
+	p, i := a.add(ctx, batchItem{msg: msg, attempt: attempt, avoid: avoid, json: m.JSON})
 	<-p.done
 	res = p.items[i].res
 	return res, p.ep, errors.Is(res.err, errStopped)
@@ -323,10 +327,18 @@ func (p *pendingBatch) settle(status int, answer []byte, err error) balancer.Out
 		p.setAll(res)
 		return balancer.Failure
 	}
+	byID := p.statusOf(statuses)
 	for i := range p.items {
 		it := &p.items[i]
 		it.res = res
-		switch st, ok := statuses[it.msg.ID]; {
+		var st string
+		ok := byID == nil
+		if ok {
+			st = strings.ToUpper(statuses[i].status)
+		} else {
+			st, ok = byID[it.msg.ID]
+		}
+		switch {
 		case !ok:
 			it.res.class, it.res.err = transient, errBatchMissing
 		case st == statusSuccess:
@@ -340,6 +352,26 @@ func (p *pendingBatch) settle(status int, answer []byte, err error) balancer.Out
 		}
 	}
 	return balancer.Success
+}
+
+// statusOf returns each answered entry's status (upper case) by entry ID,
+// a later status of an ID replacing an earlier one; nil when statuses
+// answer p's entries one each in p's order (as services usually write
+// them), so that the i-th status is the i-th entry's. An entry ID names one
+// entry of a batch (add), so the two readings agree.
+func (p *pendingBatch) statusOf(statuses []entryStatus) map[string]string {
+	inOrder := len(statuses) == len(p.items)
+	for i := 0; inOrder && i < len(statuses); i++ {
+		inOrder = statuses[i].id == p.items[i].msg.ID
+	}
+	if inOrder {
+		return nil
+	}
+	byID := make(map[string]string, len(statuses))
+	for _, s := range statuses {
+		byID[s.id] = strings.ToUpper(s.status)
+	}
+	return byID
 }
 
 // resultOf is the Result every entry of a batch shares: the request's

@@ -2,9 +2,7 @@ package router
 
 import (
 	"encoding/json"
-	"fmt"
 	"strconv"
-	"strings"
 	"unicode/utf8"
 )
 
@@ -52,7 +50,7 @@ func appendBatchBody(dst []byte, route string, items []batchItem) []byte {
 		dst = append(dst, `,"contentType":`...)
 		dst = appendJSONString(dst, m.ContentType)
 		dst = append(dst, `,"payload":`...)
-		dst = appendPayload(dst, m.Payload)
+		dst = appendPayload(dst, m.Payload, items[i].json)
 		dst = append(dst, `,"metadata":{"`+metaIdempotencyKey+`":"`...)
 		dst = appendJSONStringBody(dst, m.Stream)
 		dst = append(dst, '/')
@@ -89,12 +87,13 @@ func appendBatchBody(dst []byte, route string, items []batchItem) []byte {
 }
 
 // appendPayload embeds payload as is when it is one JSON value, else as a
-// JSON string. It validates in place, after appending: no copy of the
-// payload is made to check it.
-func appendPayload(dst []byte, payload string) []byte {
+// JSON string. known says matching already found it JSON (rules.Match.JSON:
+// a subset of what json.Valid accepts); otherwise it is validated in place,
+// after appending, so no copy is made to check it.
+func appendPayload(dst []byte, payload string, known bool) []byte {
 	start := len(dst)
 	dst = append(dst, payload...)
-	if json.Valid(dst[start:]) {
+	if known || json.Valid(dst[start:]) {
 		return dst
 	}
 	return appendJSONString(dst[:start], payload)
@@ -159,27 +158,4 @@ func appendJSONStringBody(dst []byte, s string) []byte {
 		i += size
 	}
 	return append(dst, s[start:]...)
-}
-
-// batchAnswer is the document an instance answers a batch with.
-type batchAnswer struct {
-	Statuses []struct {
-		EntryID string `json:"entryId"`
-		Status  string `json:"status"`
-	} `json:"statuses"`
-}
-
-// parseBatchAnswer returns each answered entry's status (upper case) by
-// entry ID. A document without statuses answers none (each entry is then
-// RETRY); text that is not such a document is an error.
-func parseBatchAnswer(body []byte) (map[string]string, error) {
-	var a batchAnswer
-	if err := json.Unmarshal(body, &a); err != nil {
-		return nil, fmt.Errorf("batch answer is not a statuses document: %w", err)
-	}
-	out := make(map[string]string, len(a.Statuses))
-	for _, s := range a.Statuses {
-		out[s.EntryID] = strings.ToUpper(s.Status)
-	}
-	return out, nil
 }

@@ -83,31 +83,47 @@ func TestAppendBatchBody(t *testing.T) {
 	}
 }
 
-func TestParseBatchAnswer(t *testing.T) {
-	tests := []struct {
-		name, body string
-		want       string // fmt of the map, or "error"
-	}{
-		{"statuses", `{"statuses":[{"entryId":"1-1","status":"SUCCESS"},{"entryId":"1-2","status":"drop"}]}`, "map[1-1:SUCCESS 1-2:DROP]"},
-		{"extra fields", `{"statuses":[{"entryId":"1-1","status":"RETRY","error":"x"}],"other":1}`, "map[1-1:RETRY]"},
-		{"no statuses", `{}`, "map[]"},
-		{"null", `null`, "map[]"},
-		{"empty", ``, "error"},
-		{"html", `<html>`, "error"},
-		{"array", `[{"entryId":"1-1","status":"SUCCESS"}]`, "error"},
-		{"wrong type", `{"statuses":"SUCCESS"}`, "error"},
+// TestAppendPayloadKnownJSON: a payload that matching found to be JSON
+// (rules.Match.JSON) is embedded exactly as one validated again would be,
+// and one it did not (not JSON, out of float range, never decoded because
+// no rule reads the body) is still validated: JSON as is, else a string.
+func TestAppendPayloadKnownJSON(t *testing.T) {
+	var sets []*rules.Set
+	for _, src := range []string{`
+routes:
+  - {name: miss, service: a, match: 'body.kind == "never"'}
+  - {name: bulk, service: a, batch: {max_messages: 10}}`,
+		`routes: [{name: bulk, service: a, match: 'headers.type == ""', batch: {max_messages: 10}}]`,
+	} {
+		set, err := rules.Compile([]rules.Source{{Name: "inline.yaml", Data: []byte(src)}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		sets = append(sets, set)
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			m, err := parseBatchAnswer([]byte(tt.body))
-			got := fmt.Sprint(m)
-			if err != nil {
-				got = "error"
+	payloads := []string{
+		`{"id":"o-1","total":1500}`, " [1, 2]\n", `"str"`, `null`, `-0.5e+3`, `{"u":"\u00e9\ud83d\ude00 ü"}`,
+		`{"k":"` + strings.Repeat(`é\n\"x`, 50000) + `"}`, `{"k":"` + strings.Repeat(`é"x`, 50000) + `"}`,
+		"", "not json", `{"id":`, `{"n":1e400}`, "{\"bad\":\"\xff\"}", `{"a":1}{"b":2}`,
+	}
+	for si, set := range sets {
+		for _, p := range payloads {
+			ms := set.Match(rules.NewMessage("s", "1-0", map[string]string{"payload": p}, 1), nil)
+			if len(ms) != 1 {
+				t.Fatalf("set %d: Match(%.40q) = %d routes, want 1", si, p, len(ms))
 			}
-			if got != tt.want {
-				t.Errorf("parseBatchAnswer(%q) = %s (%v), want %s", tt.body, got, err, tt.want)
+			if si == 0 && p == payloads[0] && !ms[0].JSON {
+				t.Fatalf("Match(%q) under body rules: JSON = false, want true", p)
 			}
-		})
+			got := appendPayload(nil, p, ms[0].JSON)
+			want := appendJSONString(nil, p)
+			if json.Valid([]byte(p)) {
+				want = []byte(p)
+			}
+			if string(got) != string(want) {
+				t.Errorf("set %d: appendPayload(%.40q, known %v) = %.60s, want %.60s", si, p, ms[0].JSON, got, want)
+			}
+		}
 	}
 }
 

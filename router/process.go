@@ -251,7 +251,7 @@ func (r *Router) deliver(ctx context.Context, j *job, m *rules.Match) (outcome, 
 		if route.Batch != nil && r.batches != nil {
 			// One request for the entries of several workers (batch.go);
 			// the outcome is this entry's own.
-			res, bep, stopped := r.batches.submit(ctx, route, msg, attempt, avoid)
+			res, bep, stopped := r.batches.submit(ctx, m, msg, attempt, avoid)
 			if stopped {
 				return transient, time.Second
 			}

@@ -1,6 +1,7 @@
 package rules
 
 import (
+	"encoding/json"
 	"os"
 	"testing"
 )
@@ -60,6 +61,9 @@ func FuzzNewMessage(f *testing.F) {
 			for _, mt := range set.Match(m, nil) {
 				if mt.Route == nil || mt.Err == nil && mt.Path == "" {
 					t.Fatalf("Match(%q) returned %+v", payload, mt)
+				}
+				if mt.JSON && !json.Valid([]byte(m.Payload)) {
+					t.Fatalf("Match(%q): JSON = true, but json.Valid rejects the payload", m.Payload)
 				}
 			}
 			set.Explain(m)

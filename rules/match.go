@@ -21,6 +21,7 @@ func (s *Set) Match(m *Message, dst []Match) []Match {
 }
 
 func (s *Set) match(m *Message, dst []Match, count bool) []Match {
+	first := len(dst)
 	st := s.getState()
 	defer s.putState(st)
 	st.reset(m, s.uses, s.shape)
@@ -56,6 +57,11 @@ func (s *Set) match(m *Message, dst []Match, count bool) []Match {
 	}
 	if len(s.subs) > 0 {
 		dst = s.matchSubscriptions(st, m, dst, count)
+	}
+	if st.state == bodyJSON {
+		for i := first; i < len(dst); i++ {
+			dst[i].JSON = true
+		}
 	}
 	return dst
 }

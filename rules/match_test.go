@@ -297,6 +297,48 @@ routes:
 	}
 }
 
+// TestMatchJSON: a match says the payload is JSON only when matching
+// decoded it as such, and then json.Valid agrees; a payload never decoded
+// (no rule read the body) or not JSON says nothing.
+func TestMatchJSON(t *testing.T) {
+	body := compileString(t, `
+routes:
+  - {name: miss, service: a, match: 'body.kind == "never"'}
+  - {name: hit, service: a, match: 'headers.type == "x"', continue: true}
+  - {name: too, service: a}`)
+	attrs := compileString(t, `routes: [{name: r, service: a, match: 'headers.type == "x"'}]`)
+	tests := []struct {
+		name    string
+		set     *Set
+		payload string
+		want    bool
+	}{
+		{"decoded object", body, orderPayload, true},
+		{"decoded with spaces", body, " [1, \"\\u00e9\"] ", true},
+		{"decoded scalar", body, `"just a string"`, true},
+		{"not JSON", body, `{"id": `, false},
+		{"empty", body, "", false},
+		{"valid but out of float range", body, `{"n": 1e400}`, false},
+		{"never decoded", attrs, orderPayload, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := tt.set.Match(msg("s", map[string]string{"payload": tt.payload, "type": "x"}), nil)
+			if len(got) == 0 {
+				t.Fatalf("Match(%q) matched nothing", tt.payload)
+			}
+			for _, mt := range got {
+				if mt.JSON != tt.want {
+					t.Errorf("Match(%q) route %s: JSON = %v, want %v", tt.payload, mt.Route.Name, mt.JSON, tt.want)
+				}
+				if mt.JSON && !json.Valid([]byte(tt.payload)) {
+					t.Errorf("Match(%q): JSON = true, but json.Valid rejects it", tt.payload)
+				}
+			}
+		})
+	}
+}
+
 func TestCounters(t *testing.T) {
 	s := compileString(t, `
 routes:

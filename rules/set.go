@@ -122,6 +122,11 @@ type Match struct {
 	// Err is non-nil when the route matched but the message cannot be sent on
 	// it; it wraps ErrSchema, ErrPath or ErrOrderKey.
 	Err error
+	// JSON reports that matching decoded the payload and found it one JSON
+	// value, which encoding/json.Valid accepts too (so a consumer that
+	// embeds the payload raw need not scan it again). false says nothing:
+	// the payload was not decoded (no rule read the body) or is not JSON.
+	JSON bool
 }
 
 // Set is a compiled, validated rule set. It is immutable after Compile (apart
