@@ -79,8 +79,8 @@ type evalState struct {
 	state bodyState
 	lists [][]int32 // candidate lists being merged
 	pos   []int     // read position in each list
-	// maps are the decoder's reusable objects, one per shape node.
-	maps []map[string]any
+	// json holds the decoder's reusable objects and arrays.
+	json jsonScratch
 }
 
 func newEvalState() *evalState {
@@ -91,7 +91,7 @@ func newEvalState() *evalState {
 // set's expressions use.
 func (st *evalState) reset(m *Message, uses varSet, sh *shape) {
 	if sh == nil {
-		st.maps = st.maps[:0]
+		st.json.maps = st.json.maps[:0]
 	}
 	st.msg = m
 	st.shape = sh
@@ -124,23 +124,21 @@ func (st *evalState) release() {
 	st.body = nil
 	clear(st.env)
 	clear(st.lists)
-	for _, m := range st.maps {
-		clear(m) // do not keep payload strings alive
-	}
+	st.json.clear() // do not keep payload strings alive
 }
 
 // reuseMaps sizes the reusable decoder maps for a shape of n nodes.
 func (st *evalState) reuseMaps(n int) {
-	if cap(st.maps) < n {
-		st.maps = make([]map[string]any, n)
+	if cap(st.json.maps) < n {
+		st.json.maps = make([]map[string]any, n)
 	}
-	st.maps = st.maps[:n]
+	st.json.maps = st.json.maps[:n]
 }
 
 // decodeBody decodes the payload once; later calls return the cached result.
 func (st *evalState) decodeBody() (any, bodyState) {
 	if st.state == bodyPending {
-		st.body, st.state = decodeJSONShapeInto(st.msg.Payload, st.shape, st.maps)
+		st.body, st.state = decodeJSONShapeInto(st.msg.Payload, st.shape, &st.json)
 		st.env[varBody] = st.body
 	}
 	return st.body, st.state

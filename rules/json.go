@@ -34,13 +34,18 @@ func decodeJSONShape(payload string, sh *shape) (any, bodyState) {
 	return decodeJSONShapeInto(payload, sh, nil)
 }
 
-// decodeJSONShapeInto is decodeJSONShape reusing maps: maps[n.id] (when
-// maps is long enough) is cleared and refilled for the object found at
-// shape node n instead of a new map. Each node matches at most one live
-// object (a repeated key replaces the earlier value, as it does anyway), so
-// the result is the same; the caller must not keep a previous result.
-func decodeJSONShapeInto(payload string, sh *shape, maps []map[string]any) (any, bodyState) {
-	d := jsonDecoder{s: payload, maps: maps}
+// decodeJSONShapeInto is decodeJSONShape reusing the containers of sc
+// (nil: allocate them all): sc.maps[n.id] (when long enough) is cleared
+// and refilled for the object found at shape node n instead of a new map.
+// Each node matches at most one live object (a repeated key replaces the
+// earlier value, as it does anyway), so the result is the same. Objects and
+// arrays decoded whole (arrays, objects below an observed key) are taken in
+// turn from sc's spares. The caller must not keep a previous result.
+func decodeJSONShapeInto(payload string, sh *shape, sc *jsonScratch) (any, bodyState) {
+	d := jsonDecoder{s: payload, sc: sc}
+	if sc != nil {
+		sc.nobj, sc.narr = 0, 0
+	}
 	d.skipSpace()
 	v, err := d.value(0, sh)
 	if err != nil {
@@ -54,9 +59,91 @@ func decodeJSONShapeInto(payload string, sh *shape, maps []map[string]any) (any,
 }
 
 type jsonDecoder struct {
-	s    string
-	i    int
-	maps []map[string]any // reusable maps by shape node id; nil: allocate
+	s  string
+	i  int
+	sc *jsonScratch // reusable containers; nil: allocate
+}
+
+// maxSpares bounds the whole-decoded objects and arrays a jsonScratch
+// keeps for reuse: a payload with more of them allocates the rest, and a
+// pooled scratch does not hold on to a huge payload's containers.
+const maxSpares = 32
+
+// jsonScratch holds containers a decoding may reuse; they belong to the
+// previous result, which must no longer be used. Not safe for concurrent
+// use.
+type jsonScratch struct {
+	maps []map[string]any // by shape node id
+	// objs and arrs are spares for containers decoded whole; nobj and
+	// narr count those taken by the current decoding.
+	objs       []map[string]any
+	arrs       [][]any
+	nobj, narr int
+}
+
+// clear drops every reference to payload strings, keeping the storage.
+func (sc *jsonScratch) clear() {
+	for _, m := range sc.maps {
+		clear(m)
+	}
+	for _, m := range sc.objs {
+		clear(m)
+	}
+	for _, a := range sc.arrs {
+		clear(a[:cap(a)])
+	}
+}
+
+// newObject returns an empty map for an object found at shape node sh
+// (nil: an object decoded whole).
+func (d *jsonDecoder) newObject(sh *shape) map[string]any {
+	// A hint of 8 allocates the map's first group up front instead of
+	// growing into it on the first insert; payload objects are small.
+	sc := d.sc
+	switch {
+	case sc == nil:
+	case sh != nil && sh.id < len(sc.maps):
+		if m := sc.maps[sh.id]; m != nil {
+			clear(m)
+			return m
+		}
+		m := make(map[string]any, 8)
+		sc.maps[sh.id] = m
+		return m
+	case sh == nil && sc.nobj < maxSpares:
+		sc.nobj++
+		if sc.nobj <= len(sc.objs) {
+			m := sc.objs[sc.nobj-1]
+			clear(m)
+			return m
+		}
+		m := make(map[string]any, 8)
+		sc.objs = append(sc.objs, m)
+		return m
+	}
+	return make(map[string]any, 8)
+}
+
+// newArray returns an empty, non-nil slice to append an array's elements
+// to; putArray records what it grew into, for reuse.
+func (d *jsonDecoder) newArray() ([]any, int) {
+	sc := d.sc
+	if sc == nil || sc.narr >= maxSpares {
+		return []any{}, -1
+	}
+	sc.narr++
+	if sc.narr > len(sc.arrs) {
+		sc.arrs = append(sc.arrs, make([]any, 0, 4))
+	}
+	a := sc.arrs[sc.narr-1]
+	clear(a[:cap(a)])
+	return a[:0], sc.narr - 1
+}
+
+func (d *jsonDecoder) putArray(a []any, slot int) {
+	if slot >= 0 {
+		d.sc.arrs[slot] = a
+	}
 }
 
 func (d *jsonDecoder) skipSpace() {
@@ -103,19 +190,7 @@ func (d *jsonDecoder) object(depth int, sh *shape) (any, error) {
 		return nil, errJSON
 	}
 	d.i++ // {
-	// A hint of 8 allocates the map's first group up front instead of
-	// growing into it on the first insert; payload objects are small.
-	var m map[string]any
-	if sh != nil && sh.id < len(d.maps) {
-		if m = d.maps[sh.id]; m == nil {
-			m = make(map[string]any, 8)
-			d.maps[sh.id] = m
-		} else {
-			clear(m)
-		}
-	} else {
-		m = make(map[string]any, 8)
-	}
+	m := d.newObject(sh)
 	d.skipSpace()
 	if d.i < len(d.s) && d.s[d.i] == '}' {
 		d.i++
@@ -172,7 +247,7 @@ func (d *jsonDecoder) array(depth int) (any, error) {
 		return nil, errJSON
 	}
 	d.i++ // [
-	a := []any{}
+	a, slot := d.newArray()
 	d.skipSpace()
 	if d.i < len(d.s) && d.s[d.i] == ']' {
 		d.i++
@@ -194,6 +269,7 @@ func (d *jsonDecoder) array(depth int) (any, error) {
 			d.skipSpace()
 		case ']':
 			d.i++
+			d.putArray(a, slot)
 			return a, nil
 		default:
 			return nil, errJSON
@@ -320,16 +396,21 @@ func hex4(s string) (rune, bool) {
 
 // number validates the JSON number grammar, then parses it as float64.
 func (d *jsonDecoder) number() (any, error) {
-	f, err := d.numberText()
+	f, err := d.numberText(true)
 	if err != nil {
 		return nil, err
 	}
 	return f, nil
 }
 
+// maxPlainDigits is the most digits before the point a number without
+// an exponent may have and certainly be in float64's range (~1.8e308).
+const maxPlainDigits = 300
+
 // numberText reads a number; out of range values are errors, as in
-// encoding/json.
-func (d *jsonDecoder) numberText() (float64, error) {
+// encoding/json. Without parse (the number is skipped), the value is only
+// computed when it could be out of range.
+func (d *jsonDecoder) numberText(parse bool) (float64, error) {
 	start := d.i
 	i := d.i
 	if d.s[i] == '-' {
@@ -343,6 +424,7 @@ func (d *jsonDecoder) numberText() (float64, error) {
 	default:
 		return 0, errJSON
 	}
+	intEnd := i
 	if i < len(d.s) && d.s[i] == '.' {
 		j := digits(d.s, i+1)
 		if j == i+1 {
@@ -360,8 +442,12 @@ func (d *jsonDecoder) numberText() (float64, error) {
 			return 0, errJSON
 		}
 		i = j
+		parse = true
 	}
 	d.i = i
+	if !parse && intEnd-start <= maxPlainDigits {
+		return 0, nil
+	}
 	f, err := strconv.ParseFloat(d.s[start:i], 64)
 	if err != nil {
 		return 0, errJSON // out of range: encoding/json rejects it too
@@ -387,7 +473,7 @@ func (d *jsonDecoder) skip(depth int) error {
 	case c == '"':
 		return d.skipString()
 	case c == '-' || c >= '0' && c <= '9':
-		_, err := d.numberText()
+		_, err := d.numberText(false)
 		return err
 	case strings.HasPrefix(d.s[d.i:], "true"):
 		d.i += 4

@@ -24,6 +24,12 @@ var jsonSeeds = []string{
 	`[]`, `[1,]`, `[1 2]`, `{}`, `{"a":1,}`, `{"a" 1}`, `{"a":1,"a":2}`, `{"a":{"b":[1,{"c":null}]}}`,
 	` {"x": "y"} `, `{"x": "y"} x`, `nul`, `tru`, `[`, `{`, `{"a":`, `"abc`, strings.Repeat("[", 10001) + strings.Repeat("]", 10001),
 	strings.Repeat("[", 100) + strings.Repeat("]", 100),
+	// numbers that are skipped: range checked only when they can be out of it
+	`{"skip": 1` + strings.Repeat("0", 308) + `, "a": 1}`, `{"skip": 1` + strings.Repeat("0", 309) + `, "a": 1}`,
+	`{"skip": -1` + strings.Repeat("0", 309) + `.5, "a": 1}`, `{"skip": 1e308, "a": 1}`, `{"skip": 2e308, "a": 1}`,
+	`{"skip": 1e-400, "a": 1}`, `{"skip": 1.5E+3, "a": 1}`, `{"skip": -0.0e0, "a": 1}`, `{"skip": 1.e3, "a": 1}`,
+	`{"skip": 1e, "a": 1}`, `{"skip": -, "a": 1}`, `{"skip": [1e400], "a": 1}`, `{"skip": 12345678901234567890123, "a": 1}`,
+	`{"a": [[1, [2]], {"b": [3]}], "x": [{}, [], ""]}`,
 }
 
 func TestDecodeJSONMatchesEncodingJSON(t *testing.T) {
@@ -74,6 +80,12 @@ func prune(v any, sh *shape) any {
 	return out
 }
 
+// dirty is decoded into a scratch before the input under test, so that
+// every reusable container holds something the next decoding must not
+// show: objects and arrays at every depth, more of them than are kept.
+var dirty = `{"a": {"b": {"c": [1, {"z": 1}], "d": [[2], [3]]}, "e": {"f": 4}}, "x": [{"y": 5}, {"y": 6}],
+	"kind": "k", "nested": {"kind": [7]}, "more": [` + strings.Repeat(`{"o": [8]},`, maxSpares) + `{}]}`
+
 func checkJSON(t *testing.T, in string) {
 	want, wantOK := referenceJSON(in)
 	for _, sh := range jsonShapes {
@@ -81,6 +93,19 @@ func checkJSON(t *testing.T, in string) {
 		if gotOK := state == bodyJSON; gotOK != wantOK || wantOK && !reflect.DeepEqual(got, prune(want, sh)) {
 			t.Errorf("decodeJSONShape(%q, %v) = %#v, %v, want %#v, %v", in, sh, got, gotOK, prune(want, sh), wantOK)
 		}
+		// The same with reused containers: decoding into a scratch a
+		// previous payload filled gives the same value.
+		sc := &jsonScratch{maps: make([]map[string]any, sh.number())}
+		decodeJSONShapeInto(dirty, sh, sc)
+		got, state = decodeJSONShapeInto(in, sh, sc)
+		if gotOK := state == bodyJSON; gotOK != wantOK || wantOK && !reflect.DeepEqual(got, prune(want, sh)) {
+			t.Errorf("decodeJSONShapeInto(%q, %v) after another payload = %#v, %v, want %#v, %v", in, sh, got, gotOK, prune(want, sh), wantOK)
+		}
+	}
+	sc := &jsonScratch{}
+	decodeJSONShapeInto(dirty, nil, sc)
+	if got, state := decodeJSONShapeInto(in, nil, sc); state == bodyJSON != wantOK || wantOK && !reflect.DeepEqual(got, want) {
+		t.Errorf("decodeJSONShapeInto(%q, nil) after another payload = %#v, %v, want %#v, %v", in, got, state == bodyJSON, want, wantOK)
 	}
 	got, state := decodeJSON(in)
 	if gotOK := state == bodyJSON; gotOK != wantOK || !reflect.DeepEqual(got, want) {

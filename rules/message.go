@@ -1,5 +1,7 @@
 package rules
 
+import "cmp"
+
 // Reserved stream entry fields. Every other field is an attribute.
 const (
 	FieldPayload       = "payload"
@@ -59,34 +61,14 @@ func (m *Message) Reset(stream, id string, fields map[string]string, deliveries 
 	if h == nil {
 		h = m.spare
 	}
-	clear(h)
-	if of := fields[FieldReplayOf]; of != "" {
-		id = of
-		if st := fields[FieldReplayStream]; st != "" {
-			stream = st
-		}
+	if len(h) > 0 {
+		clear(h)
 	}
-	*m = Message{
-		Stream:        stream,
-		ID:            id,
-		ContentType:   DefaultContentType,
-		CorrelationID: id,
-		Deliveries:    deliveries,
-		spare:         h,
-	}
-	attrs := 0
-	for k := range fields {
-		if !isReserved(k) {
-			attrs++
-		}
-	}
-	if attrs > 0 {
-		if h == nil {
-			h = make(map[string]string, attrs)
-			m.spare = h
-		}
-		m.Headers = h
-	}
+	*m = Message{ContentType: DefaultContentType, Deliveries: deliveries, spare: h}
+	// One pass over fields (the reserved ones are rare beside payload):
+	// the replay fields and correlation_id are applied after it, since
+	// they depend on each other.
+	var corr, replayOf, replayStream string
 	for k, v := range fields {
 		switch k {
 		case FieldPayload:
@@ -96,22 +78,37 @@ func (m *Message) Reset(stream, id string, fields map[string]string, deliveries 
 				m.ContentType = v
 			}
 		case FieldCorrelationID:
-			if v != "" {
-				m.CorrelationID = v
-			}
+			corr = v
 		case FieldReplyTo:
 			m.ReplyTo = v
 		case FieldTraceParent:
 			m.TraceParent = v
 		case FieldTraceState:
 			m.TraceState = v
-		case FieldReplayOf, FieldReplayStream:
+		case FieldReplayOf:
+			replayOf = v
+		case FieldReplayStream:
+			replayStream = v
 		case FieldReplayRoute:
 			m.ReplayRoute = v
 		default:
+			if m.Headers == nil {
+				if m.spare == nil {
+					m.spare = make(map[string]string, len(fields))
+				}
+				m.Headers = m.spare
+			}
 			m.Headers[k] = v
 		}
 	}
+	if replayOf != "" {
+		id = replayOf
+		if replayStream != "" {
+			stream = replayStream
+		}
+	}
+	m.Stream, m.ID = stream, id
+	m.CorrelationID = cmp.Or(corr, id)
 }
 
 func isReserved(field string) bool {

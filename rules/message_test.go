@@ -64,3 +64,33 @@ func TestNewMessageReplay(t *testing.T) {
 		t.Errorf("NewMessage(plain) = %q %q %q", plain.Stream, plain.ID, plain.ReplayRoute)
 	}
 }
+
+func TestNewMessageReplayFieldsAlone(t *testing.T) {
+	tests := []struct {
+		name                 string
+		fields               map[string]string
+		stream, id, corrWant string
+	}{
+		{"replay stream without replay_of is ignored", map[string]string{FieldReplayStream: "orders", "payload": "{}"}, "retry", "9-1", "9-1"},
+		{"correlation_id wins over the replayed id", map[string]string{FieldReplayOf: "5-3", FieldCorrelationID: "c"}, "retry", "5-3", "c"},
+		{"replay_of without a stream keeps the stream", map[string]string{FieldReplayOf: "5-3"}, "retry", "5-3", "5-3"},
+	}
+	for _, tt := range tests {
+		m := NewMessage("retry", "9-1", tt.fields, 1)
+		if m.Stream != tt.stream || m.ID != tt.id || m.CorrelationID != tt.corrWant || m.Headers != nil {
+			t.Errorf("%s: NewMessage(%v) = stream %q id %q correlation %q headers %v; want %q %q %q nil",
+				tt.name, tt.fields, m.Stream, m.ID, m.CorrelationID, m.Headers, tt.stream, tt.id, tt.corrWant)
+		}
+	}
+}
+
+// BenchmarkMessageReset is Reset for a realistic entry: the payload and
+// one attribute, into a recycled Message.
+func BenchmarkMessageReset(b *testing.B) {
+	fields := map[string]string{"payload": realisticPayload(7), "source": "bench"}
+	var m Message
+	b.ReportAllocs()
+	for b.Loop() {
+		m.Reset("orders", "1700000000000-7", fields, 1)
+	}
+}

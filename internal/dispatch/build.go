@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"unsafe"
 
 	"github.com/valyala/fasthttp"
 
@@ -44,18 +45,22 @@ func build(req *fasthttp.Request, r *router.Request) (int, error) {
 	req.URI().DisablePathNormalizing = true
 	h.SetContentType(ct)
 	stream, id, route := clean(m.Stream), clean(m.ID), clean(r.Route)
-	h.Add("X-Message-Id", id)
-	h.Add("X-Stream", stream)
-	h.Add("X-Route", route)
-	h.Add("X-Correlation-Id", corr)
+	// The gateway's own header names are canonical, valid and distinct
+	// from each other and from the special ones (Host, Content-Type, ...),
+	// so SetCanonical (no copy, check or normalization of the name) sends
+	// what Add would.
+	h.SetCanonical([]byte("X-Message-Id"), s2b(id))
+	h.SetCanonical([]byte("X-Stream"), s2b(stream))
+	h.SetCanonical([]byte("X-Route"), s2b(route))
+	h.SetCanonical([]byte("X-Correlation-Id"), s2b(corr))
 	var scratch [256]byte
 	b := append(scratch[:0], stream...)
 	b = append(b, '/')
 	b = append(b, id...)
 	b = append(b, '/')
 	b = append(b, route...)
-	h.AddBytesV("Idempotency-Key", b)
-	h.AddBytesV("X-Delivery-Attempt", strconv.AppendInt(scratch[:0], int64(r.Attempt), 10))
+	h.SetCanonical([]byte("Idempotency-Key"), b)
+	h.SetCanonical([]byte("X-Delivery-Attempt"), strconv.AppendInt(scratch[:0], int64(r.Attempt), 10))
 	dropped += addTrace(h, r.TraceParent, r.TraceState)
 	for k, v := range m.Headers {
 		if !rules.ValidToken(k) || !validValue(v) {
@@ -107,6 +112,10 @@ const maxValue = 8 << 10
 // validValue rejects CR, LF, NUL and other control bytes (HTAB allowed),
 // and values over 8 KiB.
 func validValue(s string) bool { return len(s) <= maxValue && !hasControl(s) }
+
+// s2b is s as a byte slice without a copy, for fasthttp setters that only
+// copy from it (the header keeps its own copy): nothing may write to it.
+func s2b(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }
 
 // hasControl reports whether s holds a control byte other than HTAB.
 func hasControl(s string) bool {
