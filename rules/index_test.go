@@ -34,6 +34,13 @@ var (
 		`body.nested == nil`,
 		`body?.nested?.deep?.x == "%s"`,
 		`string(body.nested) contains "deep"`,
+		`body.list[0].a == 2`,
+		`body.list[1].kind == "%s"`,
+		`body.list[-1].kind == "%s"`,
+		`body.list[0].a.b == 3 || body.list[2].kind == "%s"`,
+		`body.nested.list[0].kind == "%s"`,
+		`body.list[0][1].kind == "%s"`,
+		`len(body.list) > 1`,
 	}
 	genPayloads = []string{
 		``, `not json`, `null`, `[1, 2]`, `{"kind": "x"}`, `{"kind": "y", "total": 20}`,
@@ -42,6 +49,11 @@ var (
 		`{"kind": "x", "list": [1, {"a": 2}], "nested": {"kind": "y", "deep": {"x": "x"}}}`,
 		`{"kind": "y", "big": 1e400}`, `{"kind": "x", "junk": "\q"}`, `{"kind": "x", "junk": ["\u00e9", {"a": [null]}]}`,
 		`{"nested": {"kind": "x", "other": [1,2,3]}, "kind": "y"}`, `{"kind": "x", "nested": {"kind": "x"} `,
+		`{"list": [{"a": 2, "kind": "x"}, {"a": 3, "kind": "y", "z": [1]}]}`,
+		`{"list": [{"a": {"b": 3}, "kind": "y"}, {"kind": "x"}, {"kind": "x", "kind": "y", "a": 2}], "kind": "x"}`,
+		`{"list": {"a": 2, "kind": "x"}, "kind": "y"}`, `{"list": ["x", 1, null], "nested": {"list": {"kind": "x"}}}`,
+		`{"list": [], "nested": {"list": [{"kind": "x", "n": 1}, 2]}}`, `{"list": [[0, {"kind": "x"}], {"kind": "y"}]}`,
+		`{"list": [{"a": 2}, {"a": 1e400}]}`, `{"list": [{"a": 2, "kind": "x"}, {"kind": "\u0078"}]}`,
 	}
 )
 

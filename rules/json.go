@@ -37,9 +37,10 @@ func decodeJSONShape(payload string, sh *shape) (any, bodyState) {
 // decodeJSONShapeInto is decodeJSONShape reusing the containers of sc
 // (nil: allocate them all): sc.maps[n.id] (when long enough) is cleared
 // and refilled for the object found at shape node n instead of a new map.
-// Each node matches at most one live object (a repeated key replaces the
-// earlier value, as it does anyway), so the result is the same. Objects and
-// arrays decoded whole (arrays, objects below an observed key) are taken in
+// Each numbered node matches at most one live object (a repeated key
+// replaces the earlier value, as it does anyway), so the result is the
+// same. Arrays, and objects decoded whole (below an observed key) or as
+// array elements (nodes below an elems, which have no id), are taken in
 // turn from sc's spares. The caller must not keep a previous result.
 func decodeJSONShapeInto(payload string, sh *shape, sc *jsonScratch) (any, bodyState) {
 	d := jsonDecoder{s: payload, sc: sc}
@@ -95,14 +96,15 @@ func (sc *jsonScratch) clear() {
 }
 
 // newObject returns an empty map for an object found at shape node sh
-// (nil: an object decoded whole).
+// (nil: an object decoded whole). Nodes without an id (below an array's
+// elems: one object per element) take spares, as whole objects do.
 func (d *jsonDecoder) newObject(sh *shape) map[string]any {
 	// A hint of 8 allocates the map's first group up front instead of
 	// growing into it on the first insert; payload objects are small.
 	sc := d.sc
 	switch {
 	case sc == nil:
-	case sh != nil && sh.id < len(sc.maps):
+	case sh != nil && sh.id >= 0 && sh.id < len(sc.maps):
 		if m := sc.maps[sh.id]; m != nil {
 			clear(m)
 			return m
@@ -110,7 +112,7 @@ func (d *jsonDecoder) newObject(sh *shape) map[string]any {
 		m := make(map[string]any, 8)
 		sc.maps[sh.id] = m
 		return m
-	case sh == nil && sc.nobj < maxSpares:
+	case sc.nobj < maxSpares:
 		sc.nobj++
 		if sc.nobj <= len(sc.objs) {
 			m := sc.objs[sc.nobj-1]
@@ -165,7 +167,11 @@ func (d *jsonDecoder) value(depth int, sh *shape) (any, error) {
 	case c == '{':
 		return d.object(depth+1, sh)
 	case c == '[':
-		return d.array(depth + 1)
+		var elems *shape
+		if sh != nil {
+			elems = sh.elems
+		}
+		return d.array(depth+1, elems)
 	case c == '"':
 		return d.str()
 	case c == '-' || c >= '0' && c <= '9':
@@ -242,7 +248,9 @@ func (d *jsonDecoder) object(depth int, sh *shape) (any, error) {
 	}
 }
 
-func (d *jsonDecoder) array(depth int) (any, error) {
+// array decodes an array, every element of it; with a non-nil elems each
+// element is decoded for that shape.
+func (d *jsonDecoder) array(depth int, elems *shape) (any, error) {
 	if depth > maxJSONDepth {
 		return nil, errJSON
 	}
@@ -254,7 +262,7 @@ func (d *jsonDecoder) array(depth int) (any, error) {
 		return a, nil
 	}
 	for {
-		v, err := d.value(depth, nil)
+		v, err := d.value(depth, elems)
 		if err != nil {
 			return nil, err
 		}

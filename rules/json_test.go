@@ -30,6 +30,13 @@ var jsonSeeds = []string{
 	`{"skip": 1e-400, "a": 1}`, `{"skip": 1.5E+3, "a": 1}`, `{"skip": -0.0e0, "a": 1}`, `{"skip": 1.e3, "a": 1}`,
 	`{"skip": 1e, "a": 1}`, `{"skip": -, "a": 1}`, `{"skip": [1e400], "a": 1}`, `{"skip": 12345678901234567890123, "a": 1}`,
 	`{"a": [[1, [2]], {"b": [3]}], "x": [{}, [], ""]}`,
+	// arrays of objects cut to the keys read of their elements
+	`{"a": [{"b": 1, "c": 2}, {"c": 3}, {"b": {"x": [1]}, "b": 4}], "x": [{"y": {"z": 1, "w": 2}, "v": 3}]}`,
+	`{"a": [[{"c": 1, "d": 2}], [], [[{"c": 3}]], 5, "s", null], "x": [[{"y": 1}]]}`,
+	`{"a": {"b": {"c": [{"z": 1, "q": [2]}, {"q": 3}]}}, "more": [{"o": [{"p": 1, "r": 2}, 7]}, {"o": {"p": 1}}]}`,
+	`{"a": [{"d": {"e": 1, "f": 2}, "g": 3}, {"d": [1]}], "x": [{"y": "\u00e9", "n": 1e5}]}`,
+	`{"a": [{"b": 1, "skip": 1e400}]}`, `{"a": [{"b": 1}, {"skip": "\q"}]}`, `{"x": [{"y": 1}, {"y": 2},]}`,
+	`{"a": [{"b": 1}], "a": [{"c": 2}, {"b": 3}]}`, `[{"a": 1}, {"a": [{"b": 2}]}]`,
 }
 
 func TestDecodeJSONMatchesEncodingJSON(t *testing.T) {
@@ -55,6 +62,15 @@ var jsonShapes = func() []*shape {
 		{{"a", "b"}, {"x"}},
 		{{"a", "b", "c"}, {"a"}},
 		{{"kind"}, {"nested", "kind"}},
+		// array elements cut to a shape (body.a[0].b), nested arrays,
+		// whole elements winning whichever path comes first
+		{{"a", elemKey, "b"}},
+		{{"a", elemKey, "b"}, {"a", "b", "c"}, {"x", elemKey}},
+		{{"x", elemKey}, {"x", elemKey, "y"}},
+		{{"x", elemKey, "y"}, {"x", elemKey}},
+		{{"a", "b", "c", elemKey, "z"}, {"more", elemKey, "o", elemKey, "p"}},
+		{{"a", elemKey, elemKey, "c"}, {"a", elemKey, "d", "e"}},
+		{{"skip", elemKey, "x"}, {"x", elemKey, "y", "z"}},
 	} {
 		sh := &shape{keys: map[string]*shape{}}
 		for _, p := range paths {
@@ -67,17 +83,29 @@ var jsonShapes = func() []*shape {
 
 // prune is the reference projection: the full value cut down to sh.
 func prune(v any, sh *shape) any {
-	obj, ok := v.(map[string]any)
-	if sh == nil || !ok {
+	if sh == nil {
 		return v
 	}
-	out := map[string]any{}
-	for k, child := range sh.keys {
-		if e, ok := obj[k]; ok {
-			out[k] = prune(e, child)
+	switch v := v.(type) {
+	case map[string]any:
+		out := map[string]any{}
+		for k, child := range sh.keys {
+			if e, ok := v[k]; ok {
+				out[k] = prune(e, child)
+			}
 		}
+		return out
+	case []any:
+		if sh.elems == nil {
+			return v
+		}
+		out := make([]any, len(v))
+		for i, e := range v {
+			out[i] = prune(e, sh.elems)
+		}
+		return out
 	}
-	return out
+	return v
 }
 
 // dirty is decoded into a scratch before the input under test, so that
