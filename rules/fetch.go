@@ -27,8 +27,12 @@ var bodyGetOption = expr.Function(bodyGetName, bodyGet)
 
 // bodyGet returns args[0] followed along the keys and indexes args[1:].
 func bodyGet(args ...any) (any, error) {
-	v := args[0]
-	for _, k := range args[1:] {
+	return bodyWalk(args[0], args[1:])
+}
+
+// bodyWalk returns v followed along keys (strings and ints).
+func bodyWalk(v any, keys []any) (any, error) {
+	for _, k := range keys {
 		switch from := v.(type) {
 		case map[string]any:
 			s, ok := k.(string)

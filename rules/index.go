@@ -87,6 +87,10 @@ func indexRoutes(routes []*Route, residuals bool) index {
 			c := conds[i][best]
 			if residuals && c.loc >= 0 {
 				routes[i].eval, routes[i].readsBody = routes[i].match.residual(c)
+				routes[i].fast = nil
+				if routes[i].eval != nil {
+					routes[i].fast = buildPred(routes[i].match.tree, c.loc)
+				}
 			}
 			file(i, c)
 			continue

@@ -75,6 +75,13 @@ func (st *evalState) eval(r *Route, count bool) bool {
 	if r.readsBody {
 		st.decodeBody()
 	}
+	if r.fast != nil {
+		ok, err := r.fast.eval(st)
+		if err != nil && count {
+			r.evalErrors.Add(1)
+		}
+		return ok && err == nil
+	}
 	out, err := st.run(r.eval)
 	if err != nil {
 		if count {

@@ -38,6 +38,9 @@ type program struct {
 	// bodyPaths are the parts of body the expression observes; an empty
 	// path means all of it.
 	bodyPaths [][]string
+	// tree is the expression as written (parsed, not checked), for
+	// buildPred.
+	tree ast.Node
 }
 
 // exprError is a compile error with its position inside the expression, so
@@ -75,7 +78,7 @@ func compileExpr(src string, kind reflect.Kind) (*program, error) {
 	if err != nil {
 		return nil, toExprError(err)
 	}
-	p := &program{prog: prog, uses: usedVars(tree.Node), canon: tree.Node.String(), bodyPaths: bodyPaths(tree.Node)}
+	p := &program{prog: prog, uses: usedVars(tree.Node), canon: tree.Node.String(), bodyPaths: bodyPaths(tree.Node), tree: tree.Node}
 	if b, ok := tree.Node.(*ast.BoolNode); ok && b.Value {
 		p.always = true
 	}

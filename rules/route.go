@@ -148,6 +148,7 @@ func (c *compiler) compileRoute(file string, n *yaml.Node) *Route {
 		} else {
 			r.match, r.eval = p, p.prog
 			r.readsBody = p.uses&usesBody != 0
+			r.fast = buildPred(p.tree, -1)
 		}
 	}
 	if batchLine > 0 && pathSrc.node != nil {

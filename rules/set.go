@@ -75,6 +75,7 @@ type Route struct {
 	streamSet  map[string]struct{}
 	match      *program    // as written; nil: always true
 	eval       *vm.Program // what Match runs: match minus the indexed conjunct; nil: always true
+	fast       *pred       // eval without the VM, when it has a shape pred covers; nil: run eval
 	pathExpr   *program
 	orderKey   *program
 	schema     *jsonschema.Schema
