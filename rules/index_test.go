@@ -41,6 +41,8 @@ var (
 		`body.nested.list[0].kind == "%s"`,
 		`body.list[0][1].kind == "%s"`,
 		`len(body.list) > 1`,
+		`body.kind in ["", "%s"]`,
+		`body.list[0].kind in ["", "%s"]`,
 	}
 	genPayloads = []string{
 		``, `not json`, `null`, `[1, 2]`, `{"kind": "x"}`, `{"kind": "y", "total": 20}`,

@@ -213,7 +213,10 @@ func equalityConds(n ast.Node, out []cond) []cond {
 		}
 		for _, e := range arr.Nodes {
 			s, ok := e.(*ast.StringNode)
-			if !ok {
+			// expr's `in` finds a nil (a missing or null body field) in
+			// a list of strings holding "": such a cond would exclude
+			// messages the expression matches.
+			if !ok || s.Value == "" && c.key.kind == dimBody {
 				return out
 			}
 			c.values = append(c.values, s.Value)
