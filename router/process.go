@@ -331,7 +331,7 @@ func (r *Router) attempt(j *job, ep *balancer.Endpoint, m *rules.Match, n int, s
 	req, msg, route := &j.req, j.msg, m.Route
 	*req = Request{
 		Addr: ep.Addr(), Method: route.Method, Path: m.Path, Route: route.Name, Msg: msg,
-		Attempt: n, Timeout: cmp.Or(route.Timeout, r.cfg.AttemptTimeout), KeepBody: msg.ReplyTo != "",
+		Attempt: n, Timeout: cmp.Or(route.Timeout, r.cfg.AttemptTimeout), Start: start, KeepBody: msg.ReplyTo != "",
 		TraceParent: msg.TraceParent, TraceState: msg.TraceState,
 	}
 	var span trace.Span
@@ -339,7 +339,8 @@ func (r *Router) attempt(j *job, ep *balancer.Endpoint, m *rules.Match, n int, s
 		span = r.startAttempt(j, req, ep, route.Service)
 	}
 	res, err := r.deps.Sender.Do(req)
-	elapsed := time.Since(start)
+	end := time.Now() // one reading for the metrics and the balancer
+	elapsed := end.Sub(start)
 	if res.Dropped > 0 {
 		r.deps.Metrics.DroppedHeaders.Add(float64(res.Dropped))
 	}
@@ -357,7 +358,7 @@ func (r *Router) attempt(j *job, ep *balancer.Endpoint, m *rules.Match, n int, s
 	default:
 		a.class = deadLetter
 	}
-	r.deps.Picker.Done(ep, bo, elapsed)
+	r.deps.Picker.DoneAt(ep, bo, elapsed, end)
 	if span != nil {
 		endAttempt(span, a)
 	}
