@@ -9,10 +9,10 @@ import (
 func TestLeasesOlderThanGroupsByStreamAndRestartsTheClock(t *testing.T) {
 	l := newLeases()
 	t0 := time.Now().Add(-time.Minute)
-	old1 := &job{e: Entry{Stream: "a", ID: "1-0"}}
-	old2 := &job{e: Entry{Stream: "b", ID: "2-0"}}
-	young := &job{e: Entry{Stream: "a", ID: "3-0"}}
-	gone := &job{e: Entry{Stream: "a", ID: "4-0"}}
+	old1 := &job{jobState: jobState{e: Entry{Stream: "a", ID: "1-0"}}}
+	old2 := &job{jobState: jobState{e: Entry{Stream: "b", ID: "2-0"}}}
+	young := &job{jobState: jobState{e: Entry{Stream: "a", ID: "3-0"}}}
+	gone := &job{jobState: jobState{e: Entry{Stream: "a", ID: "4-0"}}}
 	l.add(old1, t0)
 	l.add(old2, t0)
 	l.add(gone, t0)
