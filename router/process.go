@@ -70,6 +70,7 @@ type jobState struct {
 	sems   []*serviceSem
 	tooBig bool
 	since  time.Time // lease start; guarded by leases.mu
+	lease  leaseLink // place among the leases; guarded by leases.mu
 	// sampled jobs have their stages timed; stamp is when the last one
 	// ended (stageClock).
 	sampled bool
@@ -97,7 +98,8 @@ func newJob(e *Entry) *job {
 // reset makes j a job for e, as newJob does.
 func (j *job) reset(e *Entry) { j.jobState = jobState{e: *e} }
 
-// freeJob recycles j. Nothing may use j, its Message or its matches after.
+// freeJob recycles j, which must not be leased any more (leases.remove).
+// Nothing may use j, its Message or its matches after.
 func freeJob(j *job) { jobs.Put(j) }
 
 // prepare decodes and matches e. It does no I/O.
