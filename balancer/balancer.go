@@ -271,11 +271,30 @@ func (b *Balancer) Done(e *Endpoint, o Outcome, elapsed time.Duration) {
 	if e == nil {
 		return
 	}
+	var now int64
+	if o != Canceled {
+		now = b.now() // a canceled attempt learns nothing: no clock read
+	}
+	b.done(e, o, elapsed, now)
+}
+
+// DoneAt is Done at a time the caller has just read from the clock it gave
+// the balancer (Config.Now), typically the end of the attempt it timed
+// with elapsed: like PickAt, it saves a clock read. Safe for concurrent
+// use.
+func (b *Balancer) DoneAt(e *Endpoint, o Outcome, elapsed time.Duration, now time.Time) {
+	if e == nil {
+		return
+	}
+	b.done(e, o, elapsed, int64(now.Sub(b.epoch)))
+}
+
+// done is Done at now on the balancer clock.
+func (b *Balancer) done(e *Endpoint, o Outcome, elapsed time.Duration, now int64) {
 	e.inflight.Add(-1)
 	if o == Canceled {
 		return
 	}
-	now := b.now()
 	x := float64(max(elapsed, 0))
 	s := e.svc
 	if o == Success {

@@ -83,3 +83,38 @@ func shareString(counts map[string]int, total int) string {
 	}
 	return s
 }
+
+// TestDoneAtAgreesWithDone: DoneAt at the clock's current reading leaves
+// every instance exactly as Done does (latency estimate, in-flight count,
+// failures), for a sequence of successes, failures and a
+// cancellation.
+func TestDoneAtAgreesWithDone(t *testing.T) {
+	cfg := Config{ConsecutiveFailures: 3}
+	viaDone, clkDone := newTestBalancer(t, cfg, 1)
+	viaAt, clkAt := newTestBalancer(t, cfg, 1)
+	// Failures slower than any failure penalty: the service's reference
+	// latency behind the penalty is sampled at random.
+	const fail = time.Second
+	steps := []struct {
+		o       Outcome
+		elapsed time.Duration
+	}{
+		{Success, 3 * time.Millisecond}, {Success, 20 * time.Millisecond}, {Canceled, time.Second},
+		{Failure, fail}, {Failure, fail}, {Success, time.Millisecond},
+		{Failure, fail}, {Failure, fail}, {Failure, fail},
+	}
+	for i, st := range steps {
+		a, b := mustPick(t, viaDone, nil, nil), mustPick(t, viaAt, nil, nil)
+		clkDone.Advance(st.elapsed)
+		clkAt.Advance(st.elapsed)
+		viaDone.Done(a, st.o, st.elapsed)
+		viaAt.DoneAt(b, st.o, st.elapsed, clkAt.Now())
+		if got, want := statsOf(t, viaAt, "i0"), statsOf(t, viaDone, "i0"); fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Fatalf("step %d (%v): DoneAt left %+v, Done %+v", i, st.o, got, want)
+		}
+	}
+	if s := statsOf(t, viaAt, "i0"); s.ConsecutiveFailures != 3 || s.Inflight != 0 {
+		t.Errorf("after three failures in a row: %+v", s)
+	}
+	viaAt.DoneAt(nil, Success, time.Millisecond, clkAt.Now()) // ignored, like Done(nil, ...)
+}

@@ -272,11 +272,12 @@ func (p *pendingBatch) send() {
 		*buf = body[:0]
 	}
 	b.bufs.Put(buf)
-	elapsed := time.Since(start)
+	end := time.Now()
+	elapsed := end.Sub(start)
 	a.sem.release()
 
 	bo := p.settle(status, answer, err)
-	r.deps.Picker.Done(ep, bo, elapsed)
+	r.deps.Picker.DoneAt(ep, bo, elapsed, end)
 	sm := r.mc.service(svc)
 	sm.duration.Observe(elapsed.Seconds())
 	for i := range p.items {

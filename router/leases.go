@@ -6,27 +6,69 @@ import (
 )
 
 // leases tracks the jobs in flight on this replica and since when, so the
-// renew loop can keep other replicas from claiming their entries. Jobs are
-// keyed by pointer: hashing a pointer is cheaper than hashing the entry's
-// stream and ID on every add and remove.
+// renew loop can keep other replicas from claiming their entries. The
+// jobs form a doubly linked list through their lease links: adding and
+// removing one is a few pointer writes under the lock, where a map keyed
+// by job cost a hash insert and delete per message.
 type leases struct {
-	mu   sync.Mutex
-	jobs map[*job]struct{}
+	mu    sync.Mutex
+	first *job // any order; nil when none
+	n     int
 }
 
-func newLeases() *leases { return &leases{jobs: make(map[*job]struct{})} }
+// leaseLink is a job's place in leases; guarded by leases.mu.
+type leaseLink struct {
+	prev, next *job
+	in         bool // in the list
+}
+
+func newLeases() *leases { return &leases{} }
 
 // add records that j is in flight since now.
 func (l *leases) add(j *job, now time.Time) {
 	l.mu.Lock()
-	j.since = now
-	l.jobs[j] = struct{}{}
+	l.push(j, now)
 	l.mu.Unlock()
 }
 
+// addAll records that jobs are in flight since now, under one lock.
+func (l *leases) addAll(jobs []*job, now time.Time) {
+	l.mu.Lock()
+	for _, j := range jobs {
+		l.push(j, now)
+	}
+	l.mu.Unlock()
+}
+
+// push links j first. Called with mu held.
+func (l *leases) push(j *job, now time.Time) {
+	j.since = now
+	if j.lease.in {
+		return
+	}
+	j.lease = leaseLink{next: l.first, in: true}
+	if l.first != nil {
+		l.first.lease.prev = j
+	}
+	l.first = j
+	l.n++
+}
+
+// remove forgets j; a job not added (or already removed) is ignored.
 func (l *leases) remove(j *job) {
 	l.mu.Lock()
-	delete(l.jobs, j)
+	if ln := &j.lease; ln.in {
+		if ln.prev != nil {
+			ln.prev.lease.next = ln.next
+		} else {
+			l.first = ln.next
+		}
+		if ln.next != nil {
+			ln.next.lease.prev = ln.prev
+		}
+		*ln = leaseLink{}
+		l.n--
+	}
 	l.mu.Unlock()
 }
 
@@ -37,7 +79,7 @@ func (l *leases) olderThan(t time.Time) map[string][]string {
 	defer l.mu.Unlock()
 	var out map[string][]string
 	now := time.Now()
-	for j := range l.jobs {
+	for j := l.first; j != nil; j = j.lease.next {
 		if j.since.Before(t) {
 			if out == nil {
 				out = make(map[string][]string)
@@ -47,4 +89,17 @@ func (l *leases) olderThan(t time.Time) map[string][]string {
 		}
 	}
 	return out
+}
+
+// count returns how many jobs of stream are in flight.
+func (l *leases) count(stream string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for j := l.first; j != nil; j = j.lease.next {
+		if j.e.Stream == stream {
+			n++
+		}
+	}
+	return n
 }

@@ -47,6 +47,20 @@ const (
 // job is one entry on its way through the pipeline, matched once under
 // the rule set active when it was read.
 type job struct {
+	jobState
+	// Storage a recycled job keeps, each part written for an entry before
+	// it is read: newJob need not clear (nor copy) it.
+	//
+	// Inline backing for matches and sems: almost every message takes one
+	// route to one service, which then costs no allocation of its own.
+	matchBuf [1]rules.Match
+	semBuf   [1]*serviceSem
+	req      Request       // the HTTP attempt being made (attempt sets all of it)
+	msgBuf   rules.Message // backing of msg (Message.Reset sets all of it)
+}
+
+// jobState is what newJob clears for each entry.
+type jobState struct {
 	e       Entry
 	msg     *rules.Message
 	set     *rules.Set
@@ -55,17 +69,12 @@ type job struct {
 	// matches, sorted by service name.
 	sems   []*serviceSem
 	tooBig bool
-	// Inline backing for matches and sems: almost every message takes one
-	// route to one service, which then costs no allocation of its own.
-	matchBuf [1]rules.Match
-	semBuf   [1]*serviceSem
-	req      Request   // the HTTP attempt being made, reused
-	since    time.Time // lease start; guarded by leases.mu
+	since  time.Time // lease start; guarded by leases.mu
+	lease  leaseLink // place among the leases; guarded by leases.mu
 	// sampled jobs have their stages timed; stamp is when the last one
 	// ended (stageClock).
 	sampled bool
 	stamp   time.Time
-	msgBuf  rules.Message // backing of msg, reused with the job
 	// trace carries the message's span while it is processed; nil with
 	// tracing off, and on paths without a message span.
 	trace context.Context
@@ -76,29 +85,41 @@ type job struct {
 // waits for; a recycled one is likely still in cache.
 var jobs = sync.Pool{New: func() any { return new(job) }}
 
-// newJob returns a cleared job for e, keeping only the reusable storage of
-// a recycled one.
+// newJob returns a job for e: its state cleared, the reusable storage of a
+// recycled one kept as it is (copying the whole ~1 KiB job out and back,
+// with a write barrier per pointer while the GC runs, was ~5% of the
+// pipeline's CPU).
 func newJob(e *Entry) *job {
 	j := jobs.Get().(*job)
-	msg := j.msgBuf
-	*j = job{e: *e, msgBuf: msg}
+	j.reset(e)
 	return j
 }
 
-// freeJob recycles j. Nothing may use j, its Message or its matches after.
+// reset makes j a job for e, as newJob does.
+func (j *job) reset(e *Entry) { j.jobState = jobState{e: *e} }
+
+// freeJob recycles j, which must not be leased any more (leases.remove).
+// Nothing may use j, its Message or its matches after.
 func freeJob(j *job) { jobs.Put(j) }
 
 // prepare decodes and matches e. It does no I/O.
 func (r *Router) prepare(e *Entry) *job {
 	j := newJob(e)
+	r.match(j)
+	return j
+}
+
+// match decodes and matches the entry of j, fresh from newJob.
+func (r *Router) match(j *job) {
+	e := &j.e
 	if e.Fields == nil {
-		return j
+		return
 	}
 	j.msgBuf.Reset(e.Stream, e.ID, e.Fields, e.Deliveries)
 	j.msg = &j.msgBuf
 	if len(j.msg.Payload) > r.cfg.MaxPayloadBytes {
 		j.tooBig = true
-		return j
+		return
 	}
 	j.set = r.deps.Rules()
 	j.matches = j.set.Match(j.msg, j.matchBuf[:0])
@@ -117,7 +138,6 @@ func (r *Router) prepare(e *Entry) *job {
 		}
 	}
 	slices.SortFunc(j.sems, func(a, b *serviceSem) int { return strings.Compare(a.name, b.name) })
-	return j
 }
 
 // sem returns the limits of svc if it is one of j's services, else nil.
@@ -331,7 +351,7 @@ func (r *Router) attempt(j *job, ep *balancer.Endpoint, m *rules.Match, n int, s
 	req, msg, route := &j.req, j.msg, m.Route
 	*req = Request{
 		Addr: ep.Addr(), Method: route.Method, Path: m.Path, Route: route.Name, Msg: msg,
-		Attempt: n, Timeout: cmp.Or(route.Timeout, r.cfg.AttemptTimeout), KeepBody: msg.ReplyTo != "",
+		Attempt: n, Timeout: cmp.Or(route.Timeout, r.cfg.AttemptTimeout), Start: start, KeepBody: msg.ReplyTo != "",
 		TraceParent: msg.TraceParent, TraceState: msg.TraceState,
 	}
 	var span trace.Span
@@ -339,7 +359,8 @@ func (r *Router) attempt(j *job, ep *balancer.Endpoint, m *rules.Match, n int, s
 		span = r.startAttempt(j, req, ep, route.Service)
 	}
 	res, err := r.deps.Sender.Do(req)
-	elapsed := time.Since(start)
+	end := time.Now() // one reading for the metrics and the balancer
+	elapsed := end.Sub(start)
 	if res.Dropped > 0 {
 		r.deps.Metrics.DroppedHeaders.Add(float64(res.Dropped))
 	}
@@ -357,7 +378,7 @@ func (r *Router) attempt(j *job, ep *balancer.Endpoint, m *rules.Match, n int, s
 	default:
 		a.class = deadLetter
 	}
-	r.deps.Picker.Done(ep, bo, elapsed)
+	r.deps.Picker.DoneAt(ep, bo, elapsed, end)
 	if span != nil {
 		endAttempt(span, a)
 	}

@@ -146,8 +146,8 @@ func (r *Router) prepareBatch(entries []Entry) preparedBatch {
 	jobs := make([]*job, len(entries))
 	for i := range entries {
 		jobs[i] = r.prepare(&entries[i])
-		r.live.add(jobs[i], now)
 	}
+	r.live.addAll(jobs, now)
 	prepared := time.Now()
 	r.stages.match.Observe(prepared.Sub(now).Seconds() / float64(len(entries)))
 	return preparedBatch{jobs: jobs, prepared: prepared}

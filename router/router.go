@@ -122,7 +122,9 @@ type Picker interface {
 	// PickAt picks at now, the start of the attempt (one clock read serves
 	// both the balancer and the attempt's timing).
 	PickAt(service string, tags []string, avoid *balancer.Endpoint, now time.Time) (*balancer.Endpoint, error)
-	Done(e *balancer.Endpoint, o balancer.Outcome, elapsed time.Duration)
+	// DoneAt reports an attempt's outcome and how long it took, at now,
+	// its end (the clock read that timed it serves the balancer too).
+	DoneAt(e *balancer.Endpoint, o balancer.Outcome, elapsed time.Duration, now time.Time)
 	AllowRetry(service string) bool
 }
 

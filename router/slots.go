@@ -2,6 +2,7 @@ package router
 
 import (
 	"context"
+	"slices"
 	"sync"
 )
 
@@ -20,15 +21,29 @@ type slots struct {
 	free    int
 	size    int
 	waiters []*slotWaiter // FIFO
+	// spare recycles waiters: a reader waiting for places waits about once
+	// per message finished when the pipeline is full, and a fresh waiter
+	// and channel each time were most of the router's own allocations.
+	spare sync.Pool
 }
 
 type slotWaiter struct {
 	want, most int
-	got        int           // places granted; set before ready is closed
-	ready      chan struct{} // closed when the places are granted
+	got        int           // places granted; set before the token is sent
+	ready      chan struct{} // capacity 1: gets one token when the places are granted
 }
 
 func newSlots(n int) *slots { return &slots{size: n, free: n} }
+
+// waiter returns an unqueued waiter, its ready channel empty.
+func (s *slots) waiter(want, most int) *slotWaiter {
+	w, _ := s.spare.Get().(*slotWaiter)
+	if w == nil {
+		w = &slotWaiter{ready: make(chan struct{}, 1)}
+	}
+	w.want, w.most, w.got = want, most, 0
+	return w
+}
 
 // take waits until at least want places are free (and earlier waiters are
 // served), then takes up to max of the free ones. It returns how many it
@@ -42,26 +57,32 @@ func (s *slots) take(ctx context.Context, want, most int) int {
 		s.mu.Unlock()
 		return n
 	}
-	w := &slotWaiter{want: want, most: most, ready: make(chan struct{})}
+	w := s.waiter(want, most)
 	s.waiters = append(s.waiters, w)
 	s.mu.Unlock()
 	select {
 	case <-w.ready:
-		return w.got
+		n := w.got
+		s.spare.Put(w)
+		return n
 	case <-ctx.Done():
 	}
 	s.mu.Lock()
 	for i, x := range s.waiters {
 		if x == w { // not served yet: leave the queue
-			s.waiters = append(s.waiters[:i], s.waiters[i+1:]...)
+			s.waiters = slices.Delete(s.waiters, i, i+1)
 			s.grant() // the next waiter may be satisfiable now
 			s.mu.Unlock()
+			s.spare.Put(w)
 			return 0
 		}
 	}
 	s.mu.Unlock()
-	// Served while ctx ended: give the places back.
+	// Served while ctx ended (the token was sent under mu): give the
+	// places back.
+	<-w.ready
 	s.give(w.got)
+	s.spare.Put(w)
 	return 0
 }
 
@@ -81,11 +102,12 @@ func (s *slots) give(n int) {
 func (s *slots) grant() {
 	for len(s.waiters) > 0 && s.free >= s.waiters[0].want {
 		w := s.waiters[0]
-		s.waiters[0] = nil
-		s.waiters = s.waiters[1:]
+		// Shift the queue (it holds a waiter or two) rather than slice
+		// its head off, so that append keeps reusing its array.
+		s.waiters = slices.Delete(s.waiters, 0, 1)
 		w.got = min(s.free, w.most)
 		s.free -= w.got
-		close(w.ready)
+		w.ready <- struct{}{}
 	}
 }
 

@@ -153,3 +153,46 @@ func TestSlotsServeWaitersInOrder(t *testing.T) {
 		t.Fatalf("inUse = %d, want 1", n)
 	}
 }
+
+// TestSlotsCancelledWaitsGiveBack: takers whose contexts end at any moment
+// (before, while or just after they are served) never keep places they
+// did not return, and recycled waiters carry nothing over: once all give
+// back, every place is free again, and a later wait is served normally.
+func TestSlotsCancelledWaitsGiveBack(t *testing.T) {
+	s := newSlots(3)
+	var wg sync.WaitGroup
+	for g := range 6 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 400 {
+				ctx, cancel := context.WithTimeout(context.Background(), time.Duration((g*7+i)%5)*10*time.Microsecond)
+				if n := s.take(ctx, 1+i%2, 2); n > 0 {
+					if n > 2 {
+						t.Errorf("took %d places, at most 2 asked", n)
+					}
+					s.give(n)
+				}
+				cancel()
+			}
+		}()
+	}
+	wg.Wait()
+	if n := s.inUse(); n != 0 {
+		t.Fatalf("inUse after every taker gave back = %d, want 0", n)
+	}
+	s.take(context.Background(), 3, 3)
+	got := make(chan int, 1)
+	go func() { got <- s.take(context.Background(), 2, 3) }()
+	time.Sleep(10 * time.Millisecond)
+	s.give(1)
+	select {
+	case n := <-got:
+		t.Fatalf("take(want 2) served with 1 free (got %d)", n)
+	case <-time.After(10 * time.Millisecond):
+	}
+	s.give(2)
+	if n := <-got; n != 3 {
+		t.Fatalf("take after 3 given back = %d, want 3", n)
+	}
+}

@@ -87,16 +87,3 @@ func (r *Router) waitStreamIdle(ctx context.Context, stream string) {
 		}
 	}
 }
-
-// count returns how many jobs of stream are in flight.
-func (l *leases) count(stream string) int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	n := 0
-	for j := range l.jobs {
-		if j.e.Stream == stream {
-			n++
-		}
-	}
-	return n
-}

@@ -44,6 +44,10 @@ type Request struct {
 	// Timeout bounds the attempt (connection wait, write and answer);
 	// zero means the Sender's default.
 	Timeout time.Duration
+	// Start is when the attempt began (the router's clock read for the
+	// pick, just before Do): the Sender counts Timeout from it, and saves
+	// a clock read. Zero: from when Do is called.
+	Start time.Time
 	// KeepBody asks for the response body (request-reply).
 	KeepBody bool
 	// TraceParent and TraceState are the W3C trace context sent as the

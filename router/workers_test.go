@@ -105,7 +105,7 @@ func TestWorkerPoolReusesTheMostRecentlyIdleWorker(t *testing.T) {
 	ctx := context.Background()
 	const burst = 8
 	for range burst {
-		p.hand(ctx, &job{tooBig: true})
+		p.hand(ctx, &job{jobState: jobState{tooBig: true}})
 	}
 	close(release)
 	for range burst {

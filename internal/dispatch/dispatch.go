@@ -130,7 +130,8 @@ func (d *Dispatcher) sweep(now time.Time) {
 	})
 }
 
-// Do sends r and waits for the answer or the timeout. A non-nil error is a
+// Do sends r and waits for the answer or the timeout, counted from r.Start
+// (or from now when it is zero). A non-nil error is a
 // transport failure (connection refused, reset, timeout) or, wrapped,
 // router.ErrBadPath. An answer whose body is larger than kept is still an
 // answer: Result.Truncated is set.
@@ -152,9 +153,12 @@ func (d *Dispatcher) Do(r *router.Request) (router.Result, error) {
 	if timeout <= 0 {
 		timeout = d.cfg.Timeout
 	}
-	now := time.Now()
-	d.sweep(now)
-	err = d.client(r.Addr).DoDeadline(req, resp, now.Add(timeout))
+	start := r.Start
+	if start.IsZero() {
+		start = time.Now()
+	}
+	d.sweep(start)
+	err = d.client(r.Addr).DoDeadline(req, resp, start.Add(timeout))
 	switch {
 	case err == nil:
 	case errors.Is(err, fasthttp.ErrBodyTooLarge):

@@ -260,3 +260,25 @@ func TestSendRefusesOnlyWhatCheckRefuses(t *testing.T) {
 		}
 	}
 }
+
+// TestDoCountsTimeoutFromStart: the attempt's deadline is Start+Timeout,
+// so a request whose attempt began longer ago than its timeout (the
+// router's pick took that long) times out at once, and one without a
+// Start gets its whole timeout from the call.
+func TestDoCountsTimeoutFromStart(t *testing.T) {
+	addr, _ := server(t, 200)
+	d, _ := New(Config{})
+	req := &router.Request{Addr: addr, Method: "POST", Path: "/", Route: "r", Msg: msg(nil), Attempt: 1,
+		Timeout: time.Second, Start: time.Now().Add(-2 * time.Second)}
+	if _, err := d.Do(req); !errors.Is(err, fasthttp.ErrTimeout) {
+		t.Errorf("attempt started past its timeout: err = %v, want timeout", err)
+	}
+	req.Start = time.Now()
+	if res, err := d.Do(req); err != nil || res.Status != 200 {
+		t.Errorf("attempt started now: %d, %v; want 200", res.Status, err)
+	}
+	req.Start = time.Time{}
+	if res, err := d.Do(req); err != nil || res.Status != 200 {
+		t.Errorf("attempt without a start: %d, %v; want 200", res.Status, err)
+	}
+}

@@ -53,6 +53,22 @@ func (g *Group) Read(ctx context.Context, stream, id string, count int, block ti
 	if history {
 		block = -1 // history reads never block; go-redis omits BLOCK for negative
 	}
+	out, err := g.readEntries(ctx, stream, id, count, block)
+	if err != nil || !history || len(out) == 0 {
+		return out, err
+	}
+	for i := range out {
+		out[i].Redelivered = true
+	}
+	if err := g.fillDeliveries(ctx, stream, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// readEntries is XREADGROUP of stream from id, each entry with delivery
+// count 1.
+func (g *Group) readEntries(ctx context.Context, stream, id string, count int, block time.Duration) ([]Entry, error) {
 	res, err := g.rdb.XReadGroup(ctx, &redis.XReadGroupArgs{
 		Group: g.group, Consumer: g.name, Streams: []string{stream, id}, Count: int64(count), Block: block,
 	}).Result()
@@ -69,14 +85,7 @@ func (g *Group) Read(ctx context.Context, stream, id string, count int, block ti
 	for _, s := range res {
 		out = make([]Entry, 0, len(s.Messages))
 		for _, m := range s.Messages {
-			e := toEntry(stream, m, 1)
-			e.Redelivered = history
-			out = append(out, e)
-		}
-	}
-	if history && len(out) > 0 {
-		if err := g.fillDeliveries(ctx, stream, out); err != nil {
-			return nil, err
+			out = append(out, toEntry(stream, m, 1))
 		}
 	}
 	return out, nil
