@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -66,6 +67,12 @@ func (okSender) Do(*Request) (Result, error) {
 // matching headers.rk, one service of 10 instances.
 func benchRouter(b testing.TB, routes int) (*Router, *benchSettler) {
 	b.Helper()
+	return benchRouterWith(b, routes, 512, okSender{})
+}
+
+// benchRouterWith is benchRouter with maxInflight places and sender.
+func benchRouterWith(b testing.TB, routes, maxInflight int, sender Sender) (*Router, *benchSettler) {
+	b.Helper()
 	var y strings.Builder
 	y.WriteString("routes:\n")
 	for i := range routes {
@@ -91,9 +98,9 @@ func benchRouter(b testing.TB, routes int) (*Router, *benchSettler) {
 	}
 	bal.Update("svc", insts)
 	st := &benchSettler{}
-	r, err := New(Config{Streams: []string{"s"}, Batch: 256, MaxInflight: 512, ServiceConcurrency: 512,
+	r, err := New(Config{Streams: []string{"s"}, Batch: 256, MaxInflight: maxInflight, ServiceConcurrency: 512,
 		DLQStream: "dlq", Logger: slog.New(slog.NewTextHandler(io.Discard, nil))},
-		Deps{Source: benchSource{}, Settler: st, Publisher: benchPublisher{}, Picker: bal, Sender: okSender{},
+		Deps{Source: benchSource{}, Settler: st, Publisher: benchPublisher{}, Picker: bal, Sender: sender,
 			Rules: func() *rules.Set { return set }, Metrics: metrics.New()})
 	if err != nil {
 		b.Fatal(err)
@@ -114,16 +121,62 @@ func benchEntry(i, routes int) Entry {
 // pick, a (fake, instant) dispatch, metrics, settle and the batched ack.
 func BenchmarkPipeline(b *testing.B) { benchPipeline(b, nil) }
 
+// parkedSender answers each request from another goroutine, over a
+// channel round trip, as the netpoller wakes a worker whose HTTP answer
+// came: the worker parks, so with a backlog the window stays full and
+// every finished message frees a place that a waiting reader wants.
+type parkedSender struct {
+	calls   chan chan struct{}
+	replies sync.Pool // of chan struct{}, capacity 1
+}
+
+func newParkedSender() *parkedSender {
+	s := &parkedSender{calls: make(chan chan struct{}, 1024)}
+	s.replies.New = func() any { return make(chan struct{}, 1) }
+	go func() {
+		for c := range s.calls {
+			c <- struct{}{}
+		}
+	}()
+	return s
+}
+
+func (s *parkedSender) Do(*Request) (Result, error) {
+	c := s.replies.Get().(chan struct{})
+	s.calls <- c
+	<-c
+	s.replies.Put(c)
+	return Result{Status: 200}, nil
+}
+
+// BenchmarkPipelineParked is BenchmarkPipeline with 128 places in flight
+// and answers that park the worker (parkedSender): the window is full and
+// the reader waits for places, as in a real drain. cpu-ns/op is the
+// process's CPU per message.
+func BenchmarkPipelineParked(b *testing.B) {
+	s := newParkedSender()
+	defer close(s.calls)
+	r, st := benchRouterWith(b, 100, 128, s)
+	runPipeline(b, r, st, 100, 256)
+}
+
 func benchPipeline(b *testing.B, tracer trace.Tracer) {
 	const routes, batch = 100, 256
 	r, st := benchRouter(b, routes)
 	r.deps.Tracer = tracer
+	runPipeline(b, r, st, routes, batch)
+}
+
+// runPipeline hands b.N entries to r, batch by batch, and waits until
+// every one is acked. cpu-ns/op is the process's CPU per message.
+func runPipeline(b *testing.B, r *Router, st *benchSettler, routes, batch int) {
 	ctx := context.Background()
 	acked := make(chan struct{})
 	go func() { r.acks.run(ctx); close(acked) }()
 	entries := make([]Entry, batch)
 	b.ReportAllocs()
 	b.ResetTimer()
+	cpu := processCPU()
 	for done := 0; done < b.N; done += batch {
 		n := min(batch, b.N-done)
 		for i := range n {
@@ -135,6 +188,7 @@ func benchPipeline(b *testing.B, tracer trace.Tracer) {
 	r.acks.close()
 	<-acked
 	b.StopTimer()
+	b.ReportMetric(float64(processCPU()-cpu)/float64(b.N), "cpu-ns/op")
 	r.workers.close()
 	if got := st.acked.Load(); got != int64(b.N) {
 		b.Fatalf("acked %d of %d", got, b.N)
