@@ -157,19 +157,22 @@ func BenchmarkPipelineParked(b *testing.B) {
 	s := newParkedSender()
 	defer close(s.calls)
 	r, st := benchRouterWith(b, 100, 128, s)
-	runPipeline(b, r, st, 100, 256)
+	runPipeline(b, r, st, 100, 256, true)
 }
 
 func benchPipeline(b *testing.B, tracer trace.Tracer) {
 	const routes, batch = 100, 256
 	r, st := benchRouter(b, routes)
 	r.deps.Tracer = tracer
-	runPipeline(b, r, st, routes, batch)
+	runPipeline(b, r, st, routes, batch, false)
 }
 
 // runPipeline hands b.N entries to r, batch by batch, and waits until
-// every one is acked. cpu-ns/op is the process's CPU per message.
-func runPipeline(b *testing.B, r *Router, st *benchSettler, routes, batch int) {
+// every one is acked. cpu-ns/op is the process's CPU per message. With
+// read, a batch is matched while the one before is handed out by another
+// goroutine (handLoop), as readLoop does; else each is matched, then handed
+// out (start).
+func runPipeline(b *testing.B, r *Router, st *benchSettler, routes, batch int, read bool) {
 	ctx := context.Background()
 	acked := make(chan struct{})
 	go func() { r.acks.run(ctx); close(acked) }()
@@ -177,13 +180,22 @@ func runPipeline(b *testing.B, r *Router, st *benchSettler, routes, batch int) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	cpu := processCPU()
+	batches := make(chan preparedBatch, 1)
+	handed := make(chan struct{})
+	go func() { r.handLoop(ctx, ctx, batches); close(handed) }()
 	for done := 0; done < b.N; done += batch {
 		n := min(batch, b.N-done)
 		for i := range n {
 			entries[i] = benchEntry(done+i, routes)
 		}
-		r.start(ctx, ctx, entries[:n])
+		if read {
+			batches <- r.prepareBatch(entries[:n])
+		} else {
+			r.start(ctx, ctx, entries[:n])
+		}
 	}
+	close(batches)
+	<-handed
 	r.work.Wait()
 	r.acks.close()
 	<-acked
