@@ -15,6 +15,7 @@ import (
 
 	"github.com/msgroute/gateway/balancer"
 	"github.com/msgroute/gateway/discovery"
+	"github.com/msgroute/gateway/internal/cputime"
 	"github.com/msgroute/gateway/internal/metrics"
 	"github.com/msgroute/gateway/rules"
 )
@@ -136,7 +137,7 @@ func benchBatchPipeline(b *testing.B, size int) {
 	entries := make([]Entry, read)
 	b.ReportAllocs()
 	b.ResetTimer()
-	cpu := processCPU()
+	cpu := cputime.Process()
 	for done := 0; done < b.N; done += read {
 		n := min(read, b.N-done)
 		for i := range n {
@@ -148,7 +149,7 @@ func benchBatchPipeline(b *testing.B, size int) {
 	r.acks.close()
 	<-acked
 	b.StopTimer()
-	b.ReportMetric(float64(processCPU()-cpu)/float64(b.N), "cpu-ns/op")
+	b.ReportMetric(float64(cputime.Process()-cpu)/float64(b.N), "cpu-ns/op")
 	r.workers.close()
 	if got := st.acked.Load(); got != int64(b.N) {
 		b.Fatalf("acked %d of %d", got, b.N)

@@ -18,6 +18,7 @@ import (
 
 	"github.com/msgroute/gateway/balancer"
 	"github.com/msgroute/gateway/discovery"
+	"github.com/msgroute/gateway/internal/cputime"
 	"github.com/msgroute/gateway/internal/metrics"
 	"github.com/msgroute/gateway/rules"
 )
@@ -179,7 +180,7 @@ func runPipeline(b *testing.B, r *Router, st *benchSettler, routes, batch int, r
 	entries := make([]Entry, batch)
 	b.ReportAllocs()
 	b.ResetTimer()
-	cpu := processCPU()
+	cpu := cputime.Process()
 	batches := make(chan preparedBatch, 1)
 	handed := make(chan struct{})
 	go func() { r.handLoop(ctx, ctx, batches); close(handed) }()
@@ -200,7 +201,7 @@ func runPipeline(b *testing.B, r *Router, st *benchSettler, routes, batch int, r
 	r.acks.close()
 	<-acked
 	b.StopTimer()
-	b.ReportMetric(float64(processCPU()-cpu)/float64(b.N), "cpu-ns/op")
+	b.ReportMetric(float64(cputime.Process()-cpu)/float64(b.N), "cpu-ns/op")
 	r.workers.close()
 	if got := st.acked.Load(); got != int64(b.N) {
 		b.Fatalf("acked %d of %d", got, b.N)

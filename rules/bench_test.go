@@ -3,21 +3,10 @@ package rules
 import (
 	"fmt"
 	"strings"
-	"syscall"
 	"testing"
-	"time"
-)
 
-// cpuTime is the process's user+system CPU time. Reported per op next to
-// ns/op, it stays meaningful when other processes share the machine's cores
-// (wall time then counts their turns too). It includes GC work.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
+	"github.com/msgroute/gateway/internal/cputime"
+)
 
 // benchRules builds n routes shaped like a real deployment: most select an
 // event type by attribute and add body conditions, spread over three
@@ -69,12 +58,12 @@ func BenchmarkMatch(b *testing.B) {
 			dst := make([]Match, 0, 8)
 			matched := 0
 			b.ReportAllocs()
-			cpu := cpuTime()
+			cpu := cputime.Process()
 			for i := 0; b.Loop(); i++ {
 				dst = s.Match(msgs[i%len(msgs)], dst[:0])
 				matched += len(dst)
 			}
-			b.ReportMetric(float64(cpuTime()-cpu)/float64(b.N), "cpu-ns/op")
+			b.ReportMetric(float64(cputime.Process()-cpu)/float64(b.N), "cpu-ns/op")
 			if matched == 0 {
 				b.Fatal("no message matched: the benchmark measures nothing")
 			}
@@ -90,11 +79,11 @@ func BenchmarkLinearScan(b *testing.B) {
 			s := compileString(b, benchRules(n))
 			msgs := benchMessages(n)
 			b.ReportAllocs()
-			cpu := cpuTime()
+			cpu := cputime.Process()
 			for i := 0; b.Loop(); i++ {
 				linearMatch(s, msgs[i%len(msgs)])
 			}
-			b.ReportMetric(float64(cpuTime()-cpu)/float64(b.N), "cpu-ns/op")
+			b.ReportMetric(float64(cputime.Process()-cpu)/float64(b.N), "cpu-ns/op")
 		})
 	}
 }

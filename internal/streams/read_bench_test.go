@@ -7,6 +7,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/msgroute/gateway/internal/cputime"
 	"github.com/msgroute/gateway/internal/testenv"
 	"github.com/msgroute/gateway/rules"
 )
@@ -45,7 +46,7 @@ func BenchmarkReadEntries(b *testing.B) {
 	var msg rules.Message
 	b.ReportAllocs()
 	b.ResetTimer()
-	cpu := processCPU()
+	cpu := cputime.Process()
 	for done := 0; done < b.N; done += batch {
 		out, err := g.readEntries(ctx, "s", "0", batch, -1)
 		if err != nil || len(out) != batch {
@@ -56,5 +57,5 @@ func BenchmarkReadEntries(b *testing.B) {
 		}
 	}
 	b.StopTimer()
-	b.ReportMetric(float64(processCPU()-cpu)/float64(b.N), "cpu-ns/op")
+	b.ReportMetric(float64(cputime.Process()-cpu)/float64(b.N), "cpu-ns/op")
 }

@@ -1,8 +1,0 @@
-//go:build !unix
-
-package router
-
-import "time"
-
-// processCPU is not measured here: benchmarks report 0 CPU per op.
-func processCPU() time.Duration { return 0 }
