@@ -25,7 +25,7 @@ import (
 // are derived, never refused.
 type Config struct {
 	Streams []string      // required
-	Batch   int           // entries per read; default 128
+	Batch   int           // entries per read; default 256
 	Block   time.Duration // XREADGROUP block; default 1s
 	// ClaimIdle is XAUTOCLAIM's min idle: entries idle this long are taken
 	// over. Default 30s, or 3 x AttemptTimeout when that is set above 10s.
@@ -72,7 +72,7 @@ func (c *Config) fill() error {
 		c.ClaimInterval < 0 || c.AttemptTimeout < 0 || c.Block < 0 || c.MaxPayloadBytes < 0 || c.ReplyMaxLen < 0 {
 		return fmt.Errorf("router: negative setting in %+v", c)
 	}
-	c.Batch = cmp.Or(c.Batch, 128)
+	c.Batch = cmp.Or(c.Batch, 256)
 	c.MaxInflight = cmp.Or(c.MaxInflight, 1024)
 	c.InstanceConcurrency = cmp.Or(c.InstanceConcurrency, 32)
 	c.MaxPayloadBytes = cmp.Or(c.MaxPayloadBytes, 1<<20)
