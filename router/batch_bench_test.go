@@ -4,17 +4,11 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"io"
-	"log/slog"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/msgroute/gateway/balancer"
-	"github.com/msgroute/gateway/discovery"
 	"github.com/msgroute/gateway/internal/cputime"
 	"github.com/msgroute/gateway/internal/metrics"
 	"github.com/msgroute/gateway/rules"
@@ -74,27 +68,11 @@ func benchBatchRouter(b testing.TB, size int) (*Router, *benchSettler) {
 		fmt.Fprintf(&y, "    batch: {max_messages: %d, max_wait: 5ms}\n", size)
 	}
 	y.WriteString("default:\n  action: dlq\n")
-	path := filepath.Join(b.TempDir(), "rules.yaml")
-	if err := os.WriteFile(path, []byte(y.String()), 0o644); err != nil {
-		b.Fatal(err)
-	}
-	set, err := rules.Load(path)
-	if err != nil {
-		b.Fatal(err)
-	}
-	bal, err := balancer.New(balancer.Config{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	var insts []discovery.Instance
-	for i := range 10 {
-		insts = append(insts, discovery.Instance{ID: "i" + strconv.Itoa(i), Service: "svc", Node: "n",
-			Address: "127.0.0.1", Port: 10000 + i, Weight: 1})
-	}
-	bal.Update("svc", insts)
+	set := testRules(b, y.String())
+	bal := testBalancer(b, 10, "svc")
 	st := &benchSettler{}
 	r, err := New(Config{Streams: []string{"orders"}, Batch: 256, MaxInflight: 1024, ServiceConcurrency: 1024,
-		DLQStream: "dlq", Logger: slog.New(slog.NewTextHandler(io.Discard, nil))},
+		DLQStream: "dlq", Logger: quietLogger()},
 		Deps{Source: benchSource{}, Settler: st, Publisher: benchPublisher{}, Picker: bal, Sender: okSender{},
 			Batcher: okBatchSender{}, Rules: func() *rules.Set { return set }, Metrics: metrics.New()})
 	if err != nil {

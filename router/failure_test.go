@@ -3,15 +3,9 @@ package router
 import (
 	"context"
 	"errors"
-	"io"
-	"log/slog"
-	"os"
-	"path/filepath"
 	"slices"
 	"testing"
 
-	"github.com/msgroute/gateway/balancer"
-	"github.com/msgroute/gateway/discovery"
 	"github.com/msgroute/gateway/internal/metrics"
 	"github.com/msgroute/gateway/rules"
 )
@@ -40,19 +34,8 @@ func (s statusSender) Do(*Request) (Result, error) { return Result{Status: int(s
 // reply; a failed write stops there and leaves the entry unacked, so the
 // next delivery runs the sequence again and nothing is skipped.
 func TestDeadLetterWritesInOrder(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "rules.yaml")
-	if err := os.WriteFile(path, []byte("routes:\n  - {name: pay, service: svc, on_failure: comp}\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	set, err := rules.Load(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	bal, err := balancer.New(balancer.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	bal.Update("svc", []discovery.Instance{{ID: "i1", Service: "svc", Node: "n", Address: "127.0.0.1", Port: 10000, Weight: 1}})
+	set := testRules(t, "routes:\n  - {name: pay, service: svc, on_failure: comp}\n")
+	bal := testBalancer(t, 1, "svc")
 	all := []string{"comp", "gateway:dlq", "replies"}
 	tests := []struct {
 		failOn    string
@@ -66,7 +49,7 @@ func TestDeadLetterWritesInOrder(t *testing.T) {
 	}
 	for _, tt := range tests {
 		pub := &recordingPublisher{failOn: tt.failOn}
-		r, err := New(Config{Streams: []string{"s"}, DLQStream: "gateway:dlq", Logger: slog.New(slog.NewTextHandler(io.Discard, nil))},
+		r, err := New(Config{Streams: []string{"s"}, DLQStream: "gateway:dlq", Logger: quietLogger()},
 			Deps{Source: benchSource{}, Settler: &benchSettler{}, Publisher: pub, Picker: bal, Sender: statusSender(404),
 				Rules: func() *rules.Set { return set }, Metrics: metrics.New()})
 		if err != nil {

@@ -2,18 +2,12 @@ package router
 
 import (
 	"context"
-	"io"
-	"log/slog"
-	"os"
-	"path/filepath"
 	"reflect"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/msgroute/gateway/balancer"
-	"github.com/msgroute/gateway/discovery"
 	"github.com/msgroute/gateway/internal/metrics"
 	"github.com/msgroute/gateway/rules"
 )
@@ -50,24 +44,11 @@ func jobTestRouter(t *testing.T) (*Router, *recordingSender) {
 default:
   action: dlq
 `
-	path := filepath.Join(t.TempDir(), "rules.yaml")
-	if err := os.WriteFile(path, []byte(y), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	set, err := rules.Load(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	bal, err := balancer.New(balancer.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, svc := range []string{"a", "b"} {
-		bal.Update(svc, []discovery.Instance{{ID: svc + "0", Service: svc, Node: "n", Address: "127.0.0.1", Port: 10000, Weight: 1}})
-	}
+	set := testRules(t, y)
+	bal := testBalancer(t, 1, "a", "b")
 	snd := &recordingSender{}
 	r, err := New(Config{Streams: []string{"s"}, DLQStream: "dlq", MaxPayloadBytes: 64,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))},
+		Logger: quietLogger()},
 		Deps{Source: benchSource{}, Settler: &benchSettler{}, Publisher: benchPublisher{}, Picker: bal, Sender: snd,
 			Rules: func() *rules.Set { return set }, Metrics: metrics.New()})
 	if err != nil {

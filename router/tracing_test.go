@@ -2,10 +2,6 @@ package router
 
 import (
 	"context"
-	"io"
-	"log/slog"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -14,8 +10,6 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
-	"github.com/msgroute/gateway/balancer"
-	"github.com/msgroute/gateway/discovery"
 	"github.com/msgroute/gateway/internal/metrics"
 	"github.com/msgroute/gateway/rules"
 )
@@ -40,28 +34,14 @@ func (s *seqSender) Do(r *Request) (Result, error) {
 
 func tracedRouter(t *testing.T, sender Sender, rec *tracetest.SpanRecorder) *Router {
 	t.Helper()
-	path := filepath.Join(t.TempDir(), "rules.yaml")
-	if err := os.WriteFile(path, []byte("routes:\n  - {name: pay, service: svc, retries: 1, path: /pay}\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	set, err := rules.Load(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	bal, err := balancer.New(balancer.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	bal.Update("svc", []discovery.Instance{
-		{ID: "i1", Service: "svc", Node: "n", Address: "127.0.0.1", Port: 10000, Weight: 1},
-		{ID: "i2", Service: "svc", Node: "n", Address: "127.0.0.1", Port: 10001, Weight: 1},
-	})
+	set := testRules(t, "routes:\n  - {name: pay, service: svc, retries: 1, path: /pay}\n")
+	bal := testBalancer(t, 2, "svc")
 	deps := Deps{Source: benchSource{}, Settler: &benchSettler{}, Publisher: benchPublisher{}, Picker: bal, Sender: sender,
 		Rules: func() *rules.Set { return set }, Metrics: metrics.New()}
 	if rec != nil {
 		deps.Tracer = sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec)).Tracer("test")
 	}
-	r, err := New(Config{Streams: []string{"s"}, DLQStream: "dlq", Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, deps)
+	r, err := New(Config{Streams: []string{"s"}, DLQStream: "dlq", Logger: quietLogger()}, deps)
 	if err != nil {
 		t.Fatal(err)
 	}
