@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/msgroute/gateway/internal/workload"
 	"github.com/msgroute/gateway/rules"
 )
 
@@ -11,7 +12,7 @@ import (
 // under batchPathPrefix, and the rules still compile.
 func TestWithBatch(t *testing.T) {
 	spec := batchSpec(options{batchMsgs: 100, batchWait: 5 * time.Millisecond})
-	set, err := rules.Compile([]rules.Source{{Name: "rules.yaml", Data: withBatch(realisticRulesYAML(100, "svc", 1), spec)}})
+	set, err := rules.Compile([]rules.Source{{Name: "rules.yaml", Data: withBatch(workload.RulesYAML(100, "svc", 1), spec)}})
 	if err != nil {
 		t.Fatalf("batch rules do not compile: %v", err)
 	}

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/msgroute/gateway/internal/workload"
 )
 
 // producer XADDs total messages numbered 0..total-1 onto a stream, in
@@ -96,7 +98,7 @@ func (p *producer) send(ctx context.Context, first, n int, stamp func(i int) int
 	buf := make([]byte, 0, 128)
 	for i := first; i < first+n; i++ {
 		if p.realistic {
-			buf = realisticPayload(buf, int64(i), stamp(i))
+			buf = workload.AppendOrder(buf, int64(i), stamp(i))
 			pipe.XAdd(ctx, &redis.XAddArgs{Stream: p.stream, Values: []string{"payload", string(buf), "source", "bench"}})
 			continue
 		}

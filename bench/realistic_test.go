@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/msgroute/gateway/internal/workload"
 	"github.com/msgroute/gateway/rules"
 )
 
@@ -14,14 +15,14 @@ import (
 // route, the 97th of 100, after being evaluated against the others.
 func TestRealisticRulesMatchOneRouteFarDown(t *testing.T) {
 	for _, n := range []int{100, 120} {
-		set, err := rules.Compile([]rules.Source{{Name: "rules.yaml", Data: realisticRulesYAML(n, "svc", 0)}})
+		set, err := rules.Compile([]rules.Source{{Name: "rules.yaml", Data: workload.RulesYAML(n, "svc", 0)}})
 		if err != nil {
-			t.Fatalf("realisticRulesYAML(%d) does not compile: %v", n, err)
+			t.Fatalf("workload.RulesYAML(%d) does not compile: %v", n, err)
 		}
-		want := fmt.Sprintf("r%d", realisticMatchIndex(n))
+		want := fmt.Sprintf("r%d", workload.MatchIndex(n))
 		var buf []byte
 		for seq := int64(0); seq < 5000; seq += 37 {
-			buf = realisticPayload(buf, seq, time.Now().UnixNano())
+			buf = workload.AppendOrder(buf, seq, time.Now().UnixNano())
 			if len(buf) < 250 || len(buf) > 400 {
 				t.Fatalf("payload of %d bytes, want about 300: %s", len(buf), buf)
 			}
@@ -31,7 +32,7 @@ func TestRealisticRulesMatchOneRouteFarDown(t *testing.T) {
 				t.Fatalf("Match(seq %d) with %d routes = %v, want only %s", seq, n, got, want)
 			}
 			if s, _, ok := parseStamp(buf); !ok || s != seq {
-				t.Fatalf("parseStamp(realisticPayload(%d)) = %d, %v", seq, s, ok)
+				t.Fatalf("parseStamp(workload.AppendOrder(%d)) = %d, %v", seq, s, ok)
 			}
 		}
 	}
@@ -67,11 +68,11 @@ func TestConfigModes(t *testing.T) {
 // BenchmarkRealisticMatch is the rules' share of a realistic message's
 // cost: decoding the ~300-byte body and evaluating the candidate routes.
 func BenchmarkRealisticMatch(b *testing.B) {
-	set, err := rules.Compile([]rules.Source{{Name: "rules.yaml", Data: realisticRulesYAML(100, "svc", 0)}})
+	set, err := rules.Compile([]rules.Source{{Name: "rules.yaml", Data: workload.RulesYAML(100, "svc", 0)}})
 	if err != nil {
 		b.Fatal(err)
 	}
-	payload := string(realisticPayload(nil, 12345, 1))
+	payload := string(workload.AppendOrder(nil, 12345, 1))
 	fields := map[string]string{"payload": payload, "source": "bench"}
 	var m rules.Message
 	var dst []rules.Match

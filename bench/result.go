@@ -11,7 +11,7 @@ type runSpec struct {
 	Messages int
 	Rate     float64
 	Routes   int
-	// Realistic selects the realistic rule set and payloads (realistic.go)
+	// Realistic selects the realistic rule set and payloads (internal/workload)
 	// instead of one attribute-equality route per route key.
 	Realistic bool
 	// Batch, when set, gives every realistic route this batch mapping

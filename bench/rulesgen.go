@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/msgroute/gateway/internal/workload"
 )
 
 // rulesYAML renders n routes to service: route ri matches messages whose
@@ -33,7 +35,7 @@ func (s runSpec) rules(service string, gen int) []byte {
 		return orderedRulesYAML(service)
 	}
 	if s.Realistic {
-		return withBatch(realisticRulesYAML(s.Routes, service, gen), s.Batch)
+		return withBatch(workload.RulesYAML(s.Routes, service, gen), s.Batch)
 	}
 	return rulesYAML(s.Routes, service, gen)
 }
