@@ -40,22 +40,13 @@ func batchScenario(ctx context.Context, h *harness, o options) ([]result, error)
 		return nil, err
 	}
 	n := orDefault(o.messages, 200_000)
-	fl, err := h.run(ctx, runSpec{Name: "floor", Target: "floor", Fleet: f, Messages: n, Timeout: o.timeout})
+	out, err := h.runAll(ctx, runSpec{Name: "floor", Target: "floor", Fleet: f, Messages: n, Timeout: o.timeout},
+		runSpec{Name: "gateway/unbatched", Target: "gateway", Fleet: f, Messages: n, Routes: o.routes, Realistic: true, Timeout: o.timeout},
+		runSpec{Name: fmt.Sprintf("gateway/batch-%d", o.batchMsgs), Target: "gateway", Fleet: f, Messages: n, Routes: o.routes, Realistic: true, Batch: batchSpec(o), Timeout: o.timeout})
 	if err != nil {
-		return nil, err
-	}
-	out := []result{fl}
-	if h.gatewayBin == "" {
-		return out, errNoGateway
-	}
-	single, err := h.run(ctx, runSpec{Name: "gateway/unbatched", Target: "gateway", Fleet: f, Messages: n, Routes: o.routes, Realistic: true, Timeout: o.timeout})
-	if out, err = collectOK(out, single, err); err != nil {
 		return out, err
 	}
-	batched, err := h.run(ctx, runSpec{Name: fmt.Sprintf("gateway/batch-%d", o.batchMsgs), Target: "gateway", Fleet: f, Messages: n, Routes: o.routes, Realistic: true, Batch: batchSpec(o), Timeout: o.timeout})
-	if out, err = collectOK(out, batched, err); err != nil {
-		return out, err
-	}
+	fl, single, batched := out[0], out[1], out[2]
 	fmt.Fprintf(h.log, "  batch: %.0f msg/s = %.2fx the floor (%.0f), %.2fx unbatched (%.0f); goal 3x the floor\n",
 		batched.Throughput, ratio(batched.Throughput, fl.Throughput), fl.Throughput,
 		ratio(batched.Throughput, single.Throughput), single.Throughput)
@@ -73,22 +64,13 @@ func batchLatencyScenario(ctx context.Context, h *harness, o options) ([]result,
 	}
 	rate := orDefault(o.rate, 5000)
 	n := int(rate * o.duration.Seconds())
-	fl, err := h.run(ctx, runSpec{Name: "floor@rate", Target: "floor", Fleet: f, Rate: rate, Messages: n, Timeout: o.timeout})
+	out, err := h.runAll(ctx, runSpec{Name: "floor@rate", Target: "floor", Fleet: f, Rate: rate, Messages: n, Timeout: o.timeout},
+		runSpec{Name: "gateway/unbatched@rate", Target: "gateway", Fleet: f, Rate: rate, Messages: n, Routes: o.routes, Realistic: true, Timeout: o.timeout},
+		runSpec{Name: fmt.Sprintf("gateway/batch-%d@rate", o.batchMsgs), Target: "gateway", Fleet: f, Rate: rate, Messages: n, Routes: o.routes, Realistic: true, Batch: batchSpec(o), Timeout: o.timeout})
 	if err != nil {
-		return nil, err
-	}
-	out := []result{fl}
-	if h.gatewayBin == "" {
-		return out, errNoGateway
-	}
-	single, err := h.run(ctx, runSpec{Name: "gateway/unbatched@rate", Target: "gateway", Fleet: f, Rate: rate, Messages: n, Routes: o.routes, Realistic: true, Timeout: o.timeout})
-	if out, err = collectOK(out, single, err); err != nil {
 		return out, err
 	}
-	batched, err := h.run(ctx, runSpec{Name: fmt.Sprintf("gateway/batch-%d@rate", o.batchMsgs), Target: "gateway", Fleet: f, Rate: rate, Messages: n, Routes: o.routes, Realistic: true, Batch: batchSpec(o), Timeout: o.timeout})
-	if out, err = collectOK(out, batched, err); err != nil {
-		return out, err
-	}
+	single, batched := out[1], out[2]
 	fmt.Fprintf(h.log, "  batch-latency: recv p99 batched %.2f ms vs unbatched %.2f ms: %+.2f ms (goal <= max_wait %s + 2 ms)\n",
 		batched.E2E.P99, single.E2E.P99, batched.E2E.P99-single.E2E.P99, o.batchWait)
 	return out, nil

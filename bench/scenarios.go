@@ -81,15 +81,8 @@ func throughputScenario(ctx context.Context, h *harness, o options) ([]result, e
 		return nil, err
 	}
 	n := orDefault(o.messages, 200_000)
-	fl, err := h.run(ctx, runSpec{Name: "floor", Target: "floor", Fleet: f, Messages: n, Timeout: o.timeout})
-	if err != nil {
-		return nil, err
-	}
-	if h.gatewayBin == "" {
-		return []result{fl}, errNoGateway
-	}
-	gw, err := h.run(ctx, runSpec{Name: fmt.Sprintf("gateway/%d-%s-routes", o.routes, o.ruleset), Target: "gateway", Fleet: f, Messages: n, Routes: o.routes, Realistic: o.ruleset == "realistic", Timeout: o.timeout})
-	return collectOK([]result{fl}, gw, err)
+	return h.runAll(ctx, runSpec{Name: "floor", Target: "floor", Fleet: f, Messages: n, Timeout: o.timeout},
+		runSpec{Name: fmt.Sprintf("gateway/%d-%s-routes", o.routes, o.ruleset), Target: "gateway", Fleet: f, Messages: n, Routes: o.routes, Realistic: o.ruleset == "realistic", Timeout: o.timeout})
 }
 
 // latencyScenario measures the floor's throughput, then runs floor and
@@ -195,20 +188,9 @@ func reloadScenario(ctx context.Context, h *harness, o options) ([]result, error
 	}
 	rate := orDefault(o.rate, 5000)
 	n := int(rate * o.duration.Seconds())
-	fl, err := h.run(ctx, runSpec{Name: "floor", Target: "floor", Fleet: f, Rate: rate, Messages: n, Timeout: o.timeout})
-	if err != nil {
-		return nil, err
-	}
-	out := []result{fl}
-	if h.gatewayBin == "" {
-		return out, errNoGateway
-	}
-	base, err := h.run(ctx, runSpec{Name: "gateway/steady", Target: "gateway", Fleet: f, Rate: rate, Messages: n, Routes: o.routes, Timeout: o.timeout})
-	if out, err = collectOK(out, base, err); err != nil {
-		return out, err
-	}
-	r, err := h.run(ctx, runSpec{Name: "gateway/reloading", Target: "gateway", Fleet: f, Rate: rate, Messages: n, Routes: o.routes, ReloadEvery: o.reloadEvery, Timeout: o.timeout})
-	return collectOK(out, r, err)
+	return h.runAll(ctx, runSpec{Name: "floor", Target: "floor", Fleet: f, Rate: rate, Messages: n, Timeout: o.timeout},
+		runSpec{Name: "gateway/steady", Target: "gateway", Fleet: f, Rate: rate, Messages: n, Routes: o.routes, Timeout: o.timeout},
+		runSpec{Name: "gateway/reloading", Target: "gateway", Fleet: f, Rate: rate, Messages: n, Routes: o.routes, ReloadEvery: o.reloadEvery, Timeout: o.timeout})
 }
 
 // retentionScenario runs the gateway open-loop at -rate (10000/s) for
@@ -233,6 +215,27 @@ func retentionScenario(ctx context.Context, h *harness, o options) ([]result, er
 			return out, err
 		}
 		printRedisSamples(h.log, r.Name, r.UsedMemoryBeforeMiB, r.RedisSamples)
+	}
+	return out, nil
+}
+
+// runAll runs floor, then each gateway run in order (none without a
+// gateway binary: errNoGateway), and returns the results so far at the
+// first error.
+func (h *harness) runAll(ctx context.Context, floor runSpec, gateways ...runSpec) ([]result, error) {
+	fl, err := h.run(ctx, floor)
+	if err != nil {
+		return nil, err
+	}
+	out := []result{fl}
+	if h.gatewayBin == "" {
+		return out, errNoGateway
+	}
+	for _, g := range gateways {
+		r, err := h.run(ctx, g)
+		if out, err = collectOK(out, r, err); err != nil {
+			return out, err
+		}
 	}
 	return out, nil
 }
