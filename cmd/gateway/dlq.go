@@ -1,13 +1,9 @@
 package main
 
 import (
-	"context"
 	"flag"
 	"fmt"
 	"io"
-	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/msgroute/gateway/internal/streams"
 )
@@ -32,15 +28,13 @@ func cmdDLQ(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintln(stderr, "gateway dlq replay: --limit and --rate must not be negative")
 		return exitError{2}
 	}
-	cfg, rdb, err := openRedis(*file, stderr)
+	o, err := openOneShot(*file, stderr)
 	if err != nil {
 		return err
 	}
-	defer rdb.Close()
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	res, err := streams.Replay(ctx, rdb, streams.ReplayConfig{
-		DLQ: cfg.Consumer.DLQStream, To: *to, Limit: *limit, Rate: *rate, Reason: *reason,
+	defer o.close()
+	res, err := streams.Replay(o.ctx, o.rdb, streams.ReplayConfig{
+		DLQ: o.cfg.Consumer.DLQStream, To: *to, Limit: *limit, Rate: *rate, Reason: *reason,
 	})
 	fmt.Fprintf(stdout, "replayed %d, skipped %d, failed %d\n", res.Replayed, res.Skipped, res.Failed)
 	if err != nil {

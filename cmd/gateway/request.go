@@ -1,15 +1,11 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"github.com/msgroute/gateway/internal/streams"
@@ -57,14 +53,12 @@ func cmdPublish(args []string, stdout, stderr io.Writer) error {
 	if err := m.parse(args, stderr); err != nil {
 		return err
 	}
-	_, rdb, err := openRedis(*m.file, stderr)
+	o, err := openOneShot(*m.file, stderr)
 	if err != nil {
 		return err
 	}
-	defer rdb.Close()
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	id, err := streams.Publish(ctx, rdb, *m.stream, m.fields)
+	defer o.close()
+	id, err := streams.Publish(o.ctx, o.rdb, *m.stream, m.fields)
 	if err != nil {
 		return err
 	}
@@ -87,14 +81,12 @@ func cmdRequest(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintln(stderr, "gateway request: --timeout and --replies must be positive")
 		return exitError{2}
 	}
-	_, rdb, err := openRedis(*m.file, stderr)
+	o, err := openOneShot(*m.file, stderr)
 	if err != nil {
 		return err
 	}
-	defer rdb.Close()
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	res, err := streams.Request(ctx, rdb, streams.RequestConfig{
+	defer o.close()
+	res, err := streams.Request(o.ctx, o.rdb, streams.RequestConfig{
 		Stream: *m.stream, Fields: m.fields, Timeout: *timeout, Replies: *replies,
 	})
 	enc := json.NewEncoder(stdout)

@@ -225,23 +225,38 @@ func subscriptionStreams(cfg *config.Config) []string {
 	return cfg.Consumer.Streams
 }
 
-// redisClient builds the Redis client the config describes.
-// openRedis loads the config file of a one-shot command (publish,
-// request, dlq replay) and connects to its Redis, with go-redis's own log
-// lines in the configured format.
-func openRedis(file string, stderr io.Writer) (*config.Config, redis.UniversalClient, error) {
+// oneShot is what a one-shot command (publish, request, dlq replay) works
+// with: the config, its Redis, and a context that ends on SIGINT or SIGTERM.
+type oneShot struct {
+	ctx  context.Context
+	cfg  *config.Config
+	rdb  redis.UniversalClient
+	stop context.CancelFunc
+}
+
+// openOneShot loads the config in file and opens its Redis, with go-redis's
+// own log lines routed through the config's logger.
+func openOneShot(file string, stderr io.Writer) (*oneShot, error) {
 	cfg, err := config.Load(file)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	streams.RouteRedisLogs(newLogger(cfg.Log, stderr))
 	rdb, err := redisClient(cfg.Redis)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	return cfg, rdb, nil
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	return &oneShot{ctx: ctx, cfg: cfg, rdb: rdb, stop: stop}, nil
 }
 
+// close stops listening for signals and closes Redis.
+func (o *oneShot) close() {
+	o.stop()
+	o.rdb.Close()
+}
+
+// redisClient builds the Redis client the config describes.
 func redisClient(c config.Redis) (redis.UniversalClient, error) {
 	return streams.NewClient(streams.ClientConfig{
 		Addrs: c.Addrs, Cluster: c.Cluster, Username: c.Username, Password: c.Password, DB: c.DB,
