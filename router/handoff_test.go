@@ -108,9 +108,8 @@ func TestHandOutTwoStreamsShareTheWindow(t *testing.T) {
 	}
 }
 
-// TestHandOutAdmissionFullFallsBack: when a service's queue is full, the
-// finishing worker does not take the next job (its admission would wait)
-// and gives the slot back; the hand-out waits for admission as before, and
+// TestHandOutAdmissionFullFallsBack: a service's queue (4) far below the
+// window (32): the hand-outs wait for admission, not for slots, and
 // everything settles.
 func TestHandOutAdmissionFullFallsBack(t *testing.T) {
 	s := newStreamSender()
